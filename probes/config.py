@@ -1,0 +1,330 @@
+"""The warroom TOML configuration: typed targets per environment, strict validation."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from probes.secrets import mask_url, remember
+from probes.thresholds import DEFAULTS, Thresholds
+
+CONFIG_NAME = "warroom.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator: file, line, key, expectation."""
+
+    def __init__(self, path: Path | str, key: str, expected: str, line: int | None = None) -> None:
+        self.path, self.key, self.expected, self.line = str(path), key, expected, line
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {key}: {expected}" if key else f"{where}: {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresTarget:
+    name: str
+    dsn: str = field(repr=False)
+    role: str = "primary"  # primary / replica
+    expect_replicas: tuple[str, ...] = ()
+
+    @property
+    def display_dsn(self) -> str:
+        return mask_url(self.dsn)
+
+    @property
+    def address(self) -> str:
+        parts = urlsplit(self.dsn) if "://" in self.dsn else None
+        if parts and parts.hostname:
+            return f"{parts.hostname}:{parts.port or 5432}"
+        return self.display_dsn
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    name: str
+    url: str = field(repr=False)
+    queues: tuple[str, ...] = ()
+    discover: bool = True
+    scan_count: int = 1000  # upper bound on keys examined by queue discovery
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    name: str
+    url: str
+    method: str = "GET"
+    expect_status: int = 200
+    latency_warn_ms: float | None = None
+    latency_fail_ms: float | None = None
+    json_field: str | None = None  # dotted path, e.g. "status.indicator"
+    json_equals: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class DockerTarget:
+    name: str = "docker"
+    base_url: str = ""
+    containers: tuple[str, ...] = ()  # empty: all containers
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    name: str
+    postgres: tuple[PostgresTarget, ...] = ()
+    redis: tuple[RedisTarget, ...] = ()
+    http: tuple[HttpTarget, ...] = ()
+    docker: DockerTarget | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    refresh_s: float = 2.0
+    timeout_s: float = 2.0
+    banner: str = ""
+    color: str = ""
+    production: bool = False
+
+    def postgres_named(self, name: str) -> PostgresTarget | None:
+        return next((t for t in self.postgres if t.name == name), None)
+
+    def target_names(self) -> list[str]:
+        names = [t.name for t in (*self.postgres, *self.redis, *self.http)]
+        return names + ([self.docker.name] if self.docker else [])
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    environments: dict[str, Environment]
+    runbook_dirs: tuple[Path, ...] = ()
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def environment(self, name: str | None = None) -> Environment:
+        if name is None:
+            return next(iter(self.environments.values()))
+        if name not in self.environments:
+            known = ", ".join(self.environments) or "none"
+            raise ConfigError(self.path, "--env", f"no environment {name!r} (known: {known})")
+        return self.environments[name]
+
+
+def default_config_path() -> Path:
+    local = Path.cwd() / CONFIG_NAME
+    if local.exists():
+        return local
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("warroom")) / CONFIG_NAME
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    path = Path(path) if path else default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file (pass --config FILE or create ./warroom.toml)") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path | str = CONFIG_NAME) -> Config:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(path, "", f"not valid TOML: {exc.msg if hasattr(exc, 'msg') else exc}", line) from None
+    return _Validator(path, text).config(raw)
+
+
+class _Validator:
+    """Walks the raw TOML, building typed targets and naming the exact key on error."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def fail(self, key: str, expected: str) -> ConfigError:
+        return ConfigError(self.path, key, expected, self._line_of(key))
+
+    def _line_of(self, key: str) -> int | None:
+        leaf = key.rsplit(".", 1)[-1].split("[", 1)[0]
+        for number, line in enumerate(self.lines, start=1):
+            stripped = line.strip()
+            if stripped.startswith(f"{leaf} ") or stripped.startswith(f"{leaf}=") or stripped.startswith(f'"{leaf}"'):
+                return number
+            if stripped.startswith("[") and stripped.strip("[]").endswith(leaf):
+                return number
+        return None
+
+    def table(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a table, got {type(value).__name__}")
+        for name in value:
+            if name not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.fail(f"{key}.{name}" if key else name, f"unknown key (known keys here: {known})")
+        return value
+
+    def typed(self, table: dict[str, Any], name: str, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if name not in table:
+            if required:
+                raise self.fail(f"{key}.{name}", "required key is missing")
+            return default
+        value = table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            wanted = " or ".join(k.__name__ for k in kinds)
+            raise self.fail(f"{key}.{name}", f"expected {wanted}, got {value!r}")
+        return value
+
+    def positive(self, table: dict[str, Any], name: str, key: str, default: float) -> float:
+        value = self.typed(table, name, key, float, default)
+        if value <= 0:
+            raise self.fail(f"{key}.{name}", f"expected a number above 0, got {value!r}")
+        return value
+
+    def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
+        value = self.typed(table, name, key, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{key}.{name}", "expected a list of strings")
+        return tuple(value)
+
+    def secret_from_env(self, table: dict[str, Any], key: str, direct: str, env_key: str) -> str:
+        if direct in table and env_key in table:
+            raise self.fail(f"{key}.{direct}", f"give either {direct} or {env_key}, not both")
+        if env_key in table:
+            var = self.typed(table, env_key, key, str)
+            value = os.environ.get(var)
+            if not value:
+                raise self.fail(f"{key}.{env_key}", f"environment variable {var} is not set")
+            return value
+        return self.typed(table, direct, key, str, required=True)
+
+    def config(self, raw: dict[str, Any]) -> Config:
+        self.table(raw, "", {"refresh", "timeout", "runbook_dirs", "keys", "environments"})
+        refresh = self.positive(raw, "refresh", "", 2.0)
+        timeout = self.positive(raw, "timeout", "", 2.0)
+        runbook_dirs = tuple(
+            (self.path.parent / p).resolve() for p in self.strings(raw, "runbook_dirs", "")
+        )
+        keys = self.typed(raw, "keys", "", dict, {})
+        for binding, value in keys.items():
+            if not isinstance(value, str):
+                raise self.fail(f"keys.{binding}", "expected a key name string such as \"ctrl+r\"")
+        envs_raw = self.typed(raw, "environments", "", dict, required=True)
+        if not envs_raw:
+            raise self.fail("environments", "define at least one environment, e.g. [environments.prod]")
+        environments = {
+            name: self.environment(name, value, refresh, timeout) for name, value in envs_raw.items()
+        }
+        return Config(self.path, environments, runbook_dirs, dict(keys))
+
+    def environment(self, name: str, raw: Any, refresh: float, timeout: float) -> Environment:
+        key = f"environments.{name}"
+        env = self.table(
+            raw,
+            key,
+            {"postgres", "redis", "http", "docker", "thresholds", "refresh", "timeout", "banner", "color", "production"},
+        )
+        postgres = tuple(self.postgres(t, f"{key}.postgres[{i}]") for i, t in enumerate(self.typed(env, "postgres", key, list, [])))
+        redis = tuple(self.redis(t, f"{key}.redis[{i}]") for i, t in enumerate(self.typed(env, "redis", key, list, [])))
+        http = tuple(self.http(t, f"{key}.http[{i}]") for i, t in enumerate(self.typed(env, "http", key, list, [])))
+        docker = self.docker(env["docker"], f"{key}.docker") if "docker" in env else None
+        names = [t.name for t in (*postgres, *redis, *http)] + ([docker.name] if docker else [])
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise self.fail(f"{key}", f"target names must be unique; repeated: {', '.join(sorted(duplicates))}")
+        return Environment(
+            name=name,
+            postgres=postgres,
+            redis=redis,
+            http=http,
+            docker=docker,
+            thresholds=self.thresholds(self.typed(env, "thresholds", key, dict, {}), f"{key}.thresholds"),
+            refresh_s=self.positive(env, "refresh", key, refresh),
+            timeout_s=self.positive(env, "timeout", key, timeout),
+            banner=self.typed(env, "banner", key, str, ""),
+            color=self.typed(env, "color", key, str, ""),
+            production=self.typed(env, "production", key, bool, False),
+        )
+
+    def thresholds(self, raw: dict[str, Any], key: str) -> Thresholds:
+        self.table(raw, key, set(DEFAULTS))
+        overrides: dict[str, dict[str, float]] = {}
+        for probe, values in raw.items():
+            self.table(values, f"{key}.{probe}", set(DEFAULTS[probe]))
+            overrides[probe] = {n: self.typed(values, n, f"{key}.{probe}", float) for n in values}
+        return Thresholds(overrides)
+
+    def _name(self, t: dict[str, Any], key: str) -> str:
+        name = self.typed(t, "name", key, str, required=True)
+        if not name.strip():
+            raise self.fail(f"{key}.name", "must not be empty")
+        return name
+
+    def postgres(self, raw: Any, key: str) -> PostgresTarget:
+        t = self.table(raw, key, {"name", "dsn", "dsn_env", "role", "expect_replicas"})
+        dsn = self.secret_from_env(t, key, "dsn", "dsn_env")
+        if "://" in dsn:
+            remember(urlsplit(dsn).password)
+        role = self.typed(t, "role", key, str, "primary")
+        if role not in ("primary", "replica"):
+            raise self.fail(f"{key}.role", f"expected \"primary\" or \"replica\", got {role!r}")
+        return PostgresTarget(self._name(t, key), dsn, role, self.strings(t, "expect_replicas", key))
+
+    def redis(self, raw: Any, key: str) -> RedisTarget:
+        t = self.table(raw, key, {"name", "url", "url_env", "queues", "discover", "scan_count"})
+        url = self.secret_from_env(t, key, "url", "url_env")
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise self.fail(f"{key}.url", "expected a redis://, rediss:// or unix:// URL")
+        remember(urlsplit(url).password)
+        scan_count = self.typed(t, "scan_count", key, int, 1000)
+        if scan_count <= 0:
+            raise self.fail(f"{key}.scan_count", "expected a positive integer")
+        return RedisTarget(
+            self._name(t, key), url, self.strings(t, "queues", key), self.typed(t, "discover", key, bool, True), scan_count
+        )
+
+    def http(self, raw: Any, key: str) -> HttpTarget:
+        t = self.table(
+            raw,
+            key,
+            {"name", "url", "method", "expect_status", "latency_warn_ms", "latency_fail_ms", "json_field", "json_equals"},
+        )
+        url = self.typed(t, "url", key, str, required=True)
+        if not url.startswith(("http://", "https://")):
+            raise self.fail(f"{key}.url", "expected an http:// or https:// URL")
+        method = self.typed(t, "method", key, str, "GET").upper()
+        if method not in ("GET", "HEAD"):
+            raise self.fail(f"{key}.method", "probes are read-only: expected GET or HEAD")
+        status = self.typed(t, "expect_status", key, int, 200)
+        if not 100 <= status <= 599:
+            raise self.fail(f"{key}.expect_status", f"expected an HTTP status code, got {status}")
+        return HttpTarget(
+            name=self._name(t, key),
+            url=url,
+            method=method,
+            expect_status=status,
+            latency_warn_ms=self.typed(t, "latency_warn_ms", key, float, None),
+            latency_fail_ms=self.typed(t, "latency_fail_ms", key, float, None),
+            json_field=self.typed(t, "json_field", key, str, None),
+            json_equals=t.get("json_equals"),
+        )
+
+    def docker(self, raw: Any, key: str) -> DockerTarget:
+        t = self.table(raw, key, {"name", "base_url", "containers"})
+        base_url = self.typed(t, "base_url", key, str, "") or os.environ.get("DOCKER_HOST", "")
+        return DockerTarget(
+            name=self.typed(t, "name", key, str, "docker"),
+            base_url=base_url or "unix:///var/run/docker.sock",
+            containers=self.strings(t, "containers", key),
+        )
