@@ -1,0 +1,209 @@
+"""`warroom sandbox up`: start every component, write warroom.toml, serve inject/heal, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tui.sandbox.base import Component, SandboxError
+from tui.sandbox.scenarios import SCENARIOS, owner, unknown
+from tui.sandbox.tomlwrite import dumps
+
+ENV_NAME = "sandbox"
+COMPONENT_MODULES = ("postgres", "redis", "http", "docker")
+
+
+def _component_class(name: str) -> type[Component]:
+    module = importlib.import_module(f"tui.sandbox.{name}")
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, Component) and value is not Component and value.name == name:
+            return value
+    raise SandboxError(f"tui.sandbox.{name} defines no Component named {name!r}")
+
+
+def _docker_url() -> str | None:
+    module = importlib.import_module("tui.sandbox.docker")
+    return module.engine_available()
+
+
+def merge_config(fragments: list[dict[str, Any]], refresh_s: float) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "banner": "SANDBOX",
+        "color": "green",
+        "refresh": refresh_s,
+        "timeout": 2.0,
+    }
+    thresholds: dict[str, dict[str, float]] = {}
+    for fragment in fragments:
+        for key, value in fragment.items():
+            if key == "thresholds":
+                for probe, values in value.items():
+                    thresholds.setdefault(probe, {}).update(values)
+            elif isinstance(value, list):
+                env.setdefault(key, []).extend(value)
+            else:
+                env[key] = value
+    if thresholds:
+        env["thresholds"] = thresholds
+    return {"environments": {ENV_NAME: env}}
+
+
+class Sandbox:
+    """The running sandbox: its components, their scenarios and the control socket."""
+
+    def __init__(self, directory: Path, *, docker: bool = True) -> None:
+        self.dir = directory.resolve()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.components: dict[str, Component] = {}
+        self.docker = docker
+        self.lock = asyncio.Lock()
+        self.server: asyncio.AbstractServer | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "warroom.toml"
+
+    @property
+    def control_path(self) -> Path:
+        return self.dir / "control.sock"
+
+    async def start(self) -> None:
+        names = [n for n in COMPONENT_MODULES if n != "docker"]
+        if self.docker and _docker_url():
+            names.append("docker")
+        components = [_component_class(n)(self.dir) for n in names]
+        results = await asyncio.gather(*(c.start() for c in components), return_exceptions=True)
+        started = [c for c, r in zip(components, results, strict=True) if not isinstance(r, BaseException)]
+        self.components = {c.name: c for c in started}
+        failures = [(c, r) for c, r in zip(components, results, strict=True) if isinstance(r, BaseException)]
+        if failures:
+            # A half-started component may own processes too: stop everything.
+            self.components = {c.name: c for c in components}
+            await self.stop()
+            lines = [f"{c.name}: {r}" for c, r in failures]
+            raise SandboxError("could not start the sandbox:\n  " + "\n  ".join(lines))
+        self.config_path.write_text(
+            "# Written by `warroom sandbox up`; describes the running local sandbox.\n"
+            + dumps(merge_config([c.config() for c in started], refresh_s=1.0)),
+            encoding="utf-8",
+        )
+        self._write_state()
+
+    def _write_state(self) -> None:
+        pids: dict[str, int] = {}
+        for component in self.components.values():
+            pids.update(component.pids())
+        state = {
+            "pid": os.getpid(),
+            "pids": pids,
+            "control": str(self.control_path),
+            "config": str(self.config_path),
+            "components": list(self.components),
+            "active": sorted(self.active()),
+        }
+        (self.dir / "sandbox.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+    def active(self) -> set[str]:
+        return {s for c in self.components.values() for s in c.active}
+
+    async def change(self, op: str, scenario: str) -> str:
+        if scenario not in SCENARIOS:
+            raise SandboxError(unknown(scenario))
+        component = self.components.get(owner(scenario))
+        if component is None:
+            raise SandboxError(f"{scenario} needs the {owner(scenario)} component, which is not running here")
+        async with self.lock:
+            if op == "inject":
+                message = await component.inject(scenario)
+                component.active.add(scenario)
+            else:
+                message = await component.heal(scenario)
+                component.active.discard(scenario)
+            self._write_state()
+        return message
+
+    async def serve(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.control_path.unlink()
+        self.server = await asyncio.start_unix_server(self._handle, path=str(self.control_path))
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = json.loads(await reader.readline() or b"{}")
+            op = request.get("op")
+            if op in ("inject", "heal"):
+                reply = {"ok": True, "message": await self.change(op, str(request.get("scenario")))}
+            elif op == "status":
+                reply = {"ok": True, "message": "running", "components": list(self.components), "active": sorted(self.active())}
+            else:
+                reply = {"ok": False, "message": f"unknown operation {op!r}"}
+        except SandboxError as exc:
+            reply = {"ok": False, "message": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - report to the client, keep the sandbox up
+            reply = {"ok": False, "message": f"{type(exc).__name__}: {exc}"}
+        reply["active"] = sorted(self.active())
+        writer.write(json.dumps(reply).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def stop(self) -> None:
+        if self.server:
+            self.server.close()
+            self.server = None
+        for component in reversed(list(self.components.values())):
+            try:
+                await asyncio.wait_for(component.stop(), timeout=20)
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                print(f"warroom sandbox: stopping {component.name}: {exc}", file=sys.stderr)
+        with contextlib.suppress(FileNotFoundError):
+            self.control_path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / "sandbox.json").unlink()
+
+
+async def run(directory: Path, scenarios: list[str], *, docker: bool, ready: asyncio.Event | None = None) -> int:
+    for scenario in scenarios:
+        if scenario not in SCENARIOS:
+            raise SandboxError(unknown(scenario))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sandbox = Sandbox(directory, docker=docker)
+    started = time.perf_counter()
+    try:
+        await sandbox.start()
+        await sandbox.serve()
+        for scenario in scenarios:
+            print(f"injected {scenario}: {await sandbox.change('inject', scenario)}", flush=True)
+        elapsed = time.perf_counter() - started
+        print(f"components: {', '.join(sandbox.components)} (started in {elapsed:.1f}s)", flush=True)
+        print(f"ready: {sandbox.config_path}", flush=True)
+        if ready:
+            ready.set()
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+    print("sandbox stopped", flush=True)
+    return 0
+
+
+def main(args: Any) -> int:
+    from tui.cli import UsageError
+
+    try:
+        return asyncio.run(run(args.dir, args.scenario, docker=not args.no_docker))
+    except SandboxError as exc:
+        if "unknown scenario" in str(exc):
+            raise UsageError(str(exc)) from None
+        print(f"warroom sandbox: {exc}", file=sys.stderr)
+        return 1

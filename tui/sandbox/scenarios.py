@@ -1,0 +1,31 @@
+"""The fault scenarios a sandbox can inject, and which component owns each."""
+
+from __future__ import annotations
+
+# name -> (component name, what the operator will see)
+SCENARIOS: dict[str, tuple[str, str]] = {
+    "lock-contention": ("postgres", "a transaction holds a row lock; several sessions queue behind it"),
+    "connection-exhaustion": ("postgres", "connections opened up to a few below max_connections"),
+    "idle-in-transaction": ("postgres", "a session opens a transaction and sits idle in it"),
+    "replication-lag": ("postgres", "replay paused on the replica while the primary keeps writing"),
+    "queue-backlog": ("redis", "the producer outruns the consumer; queues grow and age"),
+    "redis-memory": ("redis", "Redis memory filled close to maxmemory"),
+    "latency-spike": ("http", "the api service answers slowly (over a second)"),
+    "error-spike": ("http", "the api service answers 5xx"),
+    "service-down": ("http", "the payments service stops listening (connection refused)"),
+    "dependency-outage": ("http", "the external status page reports a major outage"),
+    "container-crashloop": ("docker", "one container keeps restarting, another turns unhealthy"),
+}
+
+
+def owner(scenario: str) -> str:
+    return SCENARIOS[scenario][0]
+
+
+def describe_all() -> str:
+    width = max(map(len, SCENARIOS))
+    return "\n".join(f"{name:<{width}}  {text}" for name, (_, text) in SCENARIOS.items())
+
+
+def unknown(scenario: str) -> str:
+    return f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}"
