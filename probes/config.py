@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,8 +139,11 @@ def parse_config(text: str, path: Path | str = CONFIG_NAME) -> Config:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        raise ConfigError(path, "", f"not valid TOML: {exc.msg if hasattr(exc, 'msg') else exc}", line) from None
+        # Python 3.11's message ends "(at line L, column C)"; put the line where editors jump to.
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(match[1]) if match else None
+        message = re.sub(r"\s*\(at line \d+, column (\d+)\)", r" (column \1)", str(exc))
+        raise ConfigError(path, "", f"not valid TOML: {message}", line) from None
     return _Validator(path, text).config(raw)
 
 

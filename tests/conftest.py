@@ -23,7 +23,7 @@ READY_TIMEOUT_S = 90
 def warroom(*args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run the real `warroom` CLI (as `python -m tui.cli`) and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "tui", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -72,7 +72,7 @@ class SandboxHandle:
 
 def start_sandbox(directory: Path, *extra: str) -> SandboxHandle:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "sandbox", "up", "--dir", str(directory), *extra],
+        [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

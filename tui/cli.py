@@ -134,7 +134,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return int(code or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

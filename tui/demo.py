@@ -17,7 +17,7 @@ READY_TIMEOUT_S = 90
 
 def start_sandbox(directory: Path, scenarios: list[str]) -> subprocess.Popen[str]:
     """Start `warroom sandbox up` and return once it has printed `ready:`."""
-    command = [sys.executable, "-m", "tui.cli", "sandbox", "up", "--dir", str(directory)]
+    command = [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory)]
     for scenario in scenarios:
         command += ["--scenario", scenario]
     log = (directory / "sandbox.log").open("w", encoding="utf-8")
