@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui.sandbox import watchdog
 from tui.sandbox.base import Component, SandboxError
 from tui.sandbox.scenarios import SCENARIOS, owner, unknown
 from tui.sandbox.tomlwrite import dumps
@@ -180,8 +181,10 @@ async def run(directory: Path, scenarios: list[str], *, docker: bool, ready: asy
         loop.add_signal_handler(sig, stop.set)
     sandbox = Sandbox(directory, docker=docker)
     started = time.perf_counter()
+    guard = None
     try:
         await sandbox.start()
+        guard = watchdog.spawn(sandbox.dir)
         await sandbox.serve()
         for scenario in scenarios:
             print(f"injected {scenario}: {await sandbox.change('inject', scenario)}", flush=True)
@@ -193,6 +196,9 @@ async def run(directory: Path, scenarios: list[str], *, docker: bool, ready: asy
         await stop.wait()
     finally:
         await sandbox.stop()
+        if guard:
+            guard.terminate()
+            guard.wait()
     print("sandbox stopped", flush=True)
     return 0
 
