@@ -1,0 +1,475 @@
+"""HTTP endpoint probe: status, latency with a curl-like phase breakdown, JSON field, TLS expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from probes.config import HttpTarget
+from probes.result import ProbeResult, Status, error_result, grade, guarded, worst
+from probes.secrets import mask_url
+from probes.thresholds import Thresholds
+
+KIND = "http"
+PROBES = ("http",)
+
+# Health endpoints are small; never download more than this per refresh.
+MAX_BODY_BYTES = 1024 * 1024
+# guarded() is only the backstop: our own timeout fires first and names the phase that hung.
+_BACKSTOP_S = 0.5
+
+_STAGE_WORDS = {
+    "pool": "waiting for a connection to",
+    "connect_tcp": "connecting to",
+    "start_tls": "in the TLS handshake with",
+    "send_request_headers": "sending the request to",
+    "send_request_body": "sending the request to",
+    "receive_response_headers": "waiting for the response from",
+    "receive_response_body": "reading the response body from",
+}
+
+
+def _verify_context() -> ssl.SSLContext:
+    # trust_env=True here honours SSL_CERT_FILE / SSL_CERT_DIR (the operator's way to trust an
+    # internal CA) while the client itself ignores proxy variables: timings through a proxy lie.
+    return httpx.create_ssl_context(trust_env=True)
+
+
+def _new_client(verify: ssl.SSLContext | bool | None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        verify=_verify_context() if verify is None else verify,
+        trust_env=False,
+        follow_redirects=False,  # a redirect is a fact to report, and may leave loopback
+        headers={"User-Agent": "warroom-probe", "Accept": "application/json, */*;q=0.5"},
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+
+
+class _Shared:
+    def __init__(self) -> None:
+        self.client = _new_client(None)
+        self.users = 0
+
+
+# One client per running event loop, shared by every Session on it (httpx pools are loop-bound).
+_POOL: dict[asyncio.AbstractEventLoop, _Shared] = {}
+
+
+class Session:
+    """Keeps HTTP connections alive between refreshes.
+
+    Every `Session(target)` on the same event loop shares ONE httpx.AsyncClient (one pool for
+    all endpoints); the client closes when the last session's `aclose()` runs. Passing
+    `verify` (an SSLContext, or False) gives this session a private client instead.
+    """
+
+    def __init__(
+        self, target: HttpTarget | None = None, *, verify: ssl.SSLContext | bool | None = None
+    ) -> None:
+        self.target = target
+        self._verify = verify
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            if self._verify is not None:
+                self._client = _new_client(self._verify)
+            else:
+                self._loop = asyncio.get_running_loop()
+                shared = _POOL.get(self._loop)
+                if shared is None or shared.client.is_closed:
+                    shared = _POOL[self._loop] = _Shared()
+                shared.users += 1
+                self._client = shared.client
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._loop is None:
+            await client.aclose()
+            return
+        shared = _POOL.get(self._loop)
+        if shared is not None and shared.client is client:
+            shared.users -= 1
+            if shared.users <= 0:
+                del _POOL[self._loop]
+                await client.aclose()
+
+
+class _Timeline:
+    """The httpcore `trace` extension callback: remembers when each phase started and ended."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.marks: dict[str, float] = {}
+        self.stage = "pool"
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        # "connection.connect_tcp.started" / "http11.receive_response_headers.complete"
+        name = event.split(".", 1)[-1]
+        self.marks[name] = time.perf_counter()
+        phase, _, edge = name.rpartition(".")
+        # Clean-up events after a cancellation ("response_closed") must not hide where it hung.
+        if edge == "started" and phase in _STAGE_WORDS:
+            self.stage = phase
+
+    def span_ms(self, first: str, last: str) -> float | None:
+        if first not in self.marks or last not in self.marks:
+            return None
+        return round((self.marks[last] - self.marks[first]) * 1000, 2)
+
+    def phases(self, end: float) -> dict[str, float | None]:
+        # Durations of each phase (not curl's cumulative times). connect/tls are None when a
+        # kept-alive connection was reused: nothing was connected on this request.
+        return {
+            "connect_ms": self.span_ms("connect_tcp.started", "connect_tcp.complete"),
+            "tls_ms": self.span_ms("start_tls.started", "start_tls.complete"),
+            "ttfb_ms": self.span_ms(
+                "send_request_headers.started", "receive_response_headers.complete"
+            ),
+            # From the first network event: the client's one-time setup on its first request
+            # (lazy imports, ~30 ms) is not the endpoint's latency. It shows as wait_ms.
+            "total_ms": round((end - self.first) * 1000, 2),
+            "wait_ms": round((self.first - self.start) * 1000, 2),
+        }
+
+    @property
+    def first(self) -> float:
+        return min(self.marks.values(), default=self.start)
+
+
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """A short operator message for a failed request (without the target name)."""
+    host, port = _address(url)
+    chain = _causes(exc)
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"certificate verify failed: {cause.verify_message or cause.reason} ({host}:{port})"
+            )
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused at {host}:{port} (is the service running?)"
+        if isinstance(cause, socket.gaierror):
+            return f"DNS lookup failed for {host}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed with {host}:{port}: {cause.reason or cause}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{host}:{port} closed the connection without a valid response"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to {host}:{port}: {str(exc) or type(exc).__name__}"[:200]
+    return f"{type(exc).__name__} from {host}:{port}: {exc}".strip().splitlines()[0][:200]
+
+
+def _is_verify_error(exc: BaseException) -> bool:
+    return any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(exc))
+
+
+# --- TLS certificate expiry ---------------------------------------------------------------
+# The DER certificate is parsed here (a few lines of ASN.1) rather than via getpeercert()'s
+# dict, because that dict is empty when verification is off, and the `cryptography` package is
+# not a dependency. Only the path Certificate > TBSCertificate > Validity > notAfter is read.
+
+
+def _der_item(der: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER item at `pos`."""
+    tag, length = der[pos], der[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(der[pos : pos + count], "big")
+        pos += count
+    return tag, pos, pos + length
+
+
+def cert_not_after(der: bytes) -> datetime:
+    """The notAfter time of a DER-encoded X.509 certificate (UTC)."""
+    _, cert_start, _ = _der_item(der, 0)
+    _, pos, _ = _der_item(der, cert_start)  # TBSCertificate content
+    tag, _, end = _der_item(der, pos)
+    if tag == 0xA0:  # explicit [0] version
+        pos = end
+    for _ in range(3):  # serialNumber, signature algorithm, issuer
+        _, _, pos = _der_item(der, pos)
+    _, validity, _ = _der_item(der, pos)
+    _, _, after_pos = _der_item(der, validity)  # skip notBefore
+    tag, start, end = _der_item(der, after_pos)
+    text = der[start:end].decode("ascii").rstrip("Z")
+    if tag == 0x17:  # UTCTime YYMMDDHHMMSS: years 50-99 are 19xx (RFC 5280)
+        year = int(text[:2])
+        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
+    return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+
+
+def cert_days_left(der: bytes | None) -> float | None:
+    if not der:
+        return None
+    try:
+        delta = cert_not_after(der) - datetime.now(UTC)
+    except (IndexError, ValueError):
+        return None
+    return round(delta.total_seconds() / 86400, 1)
+
+
+async def _unverified_cert(url: str, timeout: float) -> bytes | None:
+    """The server's certificate from a second handshake without verification (read-only: no request)."""
+    host, port = _address(url)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(max(timeout, 0.1)):
+            _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+    except (OSError, TimeoutError, ssl.SSLError):
+        return None
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        return ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    finally:
+        writer.close()
+
+
+def _days_words(days: float) -> str:
+    if days < 0:
+        return f"certificate expired {-days:g} days ago"
+    return f"certificate expires in {days:g} days"
+
+
+def _cert_issue(days: float | None, limits: dict[str, float]) -> tuple[Status, str | None]:
+    """Fewer days left is worse, so the thresholds are compared negated."""
+    if days is None:
+        return Status.OK, None
+    status = grade(-days, -limits["cert_days_warn"], -limits["cert_days_fail"])
+    return status, (_days_words(days) if status is not Status.OK else None)
+
+
+# --- JSON field check -----------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def json_lookup(document: Any, path: str) -> Any:
+    """`document` at a dotted path ("status.indicator", "checks.0.name"); _MISSING when absent."""
+    value = document
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif (
+            isinstance(value, list)
+            and part.lstrip("-").isdigit()
+            and -len(value) <= int(part) < len(value)
+        ):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _json_check(target: HttpTarget, body: bytes) -> tuple[bool | None, Any, str | None]:
+    """(json_ok, value seen, problem) for the endpoint's json_field/json_equals check."""
+    if not target.json_field:
+        return None, None, None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False, None, f"{target.json_field}: response is not JSON"
+    seen = json_lookup(document, target.json_field)
+    if seen is _MISSING:
+        return False, None, f"{target.json_field} missing from the response"
+    if target.json_equals is not None and seen != target.json_equals:
+        return (
+            False,
+            seen,
+            f"{target.json_field} == {json.dumps(seen, default=str)} (expected {json.dumps(target.json_equals, default=str)})",
+        )
+    return True, seen, None
+
+
+# --- the probe ------------------------------------------------------------------------------
+
+
+def _latency_limits(target: HttpTarget, limits: dict[str, float]) -> tuple[float, float]:
+    """The endpoint's own latency lines win over the environment's thresholds.http."""
+    warn, fail = target.latency_warn_ms, target.latency_fail_ms
+    return (
+        limits["latency_ms_warn"] if warn is None else warn,
+        limits["latency_ms_fail"] if fail is None else fail,
+    )
+
+
+async def _check(
+    target: HttpTarget, thresholds: Thresholds, client: httpx.AsyncClient, timeout: float
+) -> list[ProbeResult]:
+    return [await _request(target, thresholds, client, timeout)]
+
+
+async def _request(
+    target: HttpTarget, thresholds: Thresholds, client: httpx.AsyncClient, timeout: float
+) -> ProbeResult:
+    limits = thresholds.of("http")
+    url = mask_url(target.url)
+    host, port = _address(target.url)
+    timeline = _Timeline()
+    base: dict[str, Any] = {
+        "url": url,
+        "method": target.method,
+        "status_code": None,
+        "json_ok": None,
+    }
+    if target.url.startswith("https://"):
+        base["cert_days_left"] = None
+    body = b""
+    der: bytes | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            request = client.build_request(
+                target.method,
+                target.url,
+                timeout=httpx.Timeout(timeout + _BACKSTOP_S),
+                extensions={"trace": timeline},
+            )
+            response = await client.send(request, stream=True)
+            try:
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) >= MAX_BODY_BYTES:
+                        break
+                stream = response.extensions.get("network_stream")
+                ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+                if ssl_object is not None:
+                    der = ssl_object.getpeercert(binary_form=True)
+            finally:
+                await response.aclose()
+    except (TimeoutError, httpx.TimeoutException):
+        where = _STAGE_WORDS.get(timeline.stage, "waiting for")
+        return error_result(
+            target.name,
+            KIND,
+            "http",
+            f"{target.name}: timed out after {timeout:g}s {where} {host}:{port}",
+            elapsed_ms=(time.perf_counter() - timeline.start) * 1000,
+            **base,
+            timeout=True,
+            stage=timeline.stage,
+            phases=timeline.phases(time.perf_counter()),
+        )
+    except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+        message = describe_error(exc, target.url)
+        if not _is_verify_error(exc):
+            return error_result(
+                target.name, KIND, "http", f"{target.name}: {message}", **base, error=message
+            )
+        # The server is up and speaks TLS, its certificate is the problem: a finding (fail),
+        # and a second, unverified handshake still tells how long that certificate lasts.
+        remaining = timeout - (time.perf_counter() - timeline.start)
+        days = cert_days_left(await _unverified_cert(target.url, remaining))
+        base["cert_days_left"] = days
+        expiry = f"; {_days_words(days)}" if days is not None else ""
+        return ProbeResult(
+            target.name,
+            KIND,
+            "http",
+            Status.FAIL,
+            f"{target.name}: {message}{expiry}",
+            data={**base, "error": message, "tls_verified": False},
+        )
+    end = time.perf_counter()
+    phases = timeline.phases(end)
+    latency: float = phases["total_ms"] or 0.0
+    data: dict[str, Any] = {**base, "status_code": response.status_code, "latency_ms": latency}
+    data.update(phases=phases, reused_connection=phases["connect_ms"] is None)
+    issues: list[tuple[Status, str]] = []
+
+    code = response.status_code
+    if code != target.expect_status:
+        location = response.headers.get("location") if 300 <= code < 400 else None
+        where = f" -> {mask_url(location)}" if location else ""
+        issues.append((Status.FAIL, f"HTTP {code} (expected {target.expect_status}){where}"))
+
+    warn_ms, fail_ms = _latency_limits(target, limits)
+    data["latency_warn_ms"], data["latency_fail_ms"] = warn_ms, fail_ms
+    slow = grade(latency, warn_ms, fail_ms)
+    if slow is not Status.OK:
+        limit = fail_ms if slow is Status.FAIL else warn_ms
+        issues.append((slow, f"slow: {latency:.0f} ms ({slow} at {limit:g} ms)"))
+
+    if target.json_field and target.method != "HEAD":
+        data["json_ok"], data["json_value"], problem = _json_check(target, body)
+        if problem:
+            issues.append((Status.FAIL, problem))
+
+    if "cert_days_left" in data:
+        data["cert_days_left"] = cert_days_left(der)
+        data["tls_verified"] = der is not None
+        cert_status, problem = _cert_issue(data["cert_days_left"], limits)
+        if problem:
+            issues.append((cert_status, problem))
+
+    status = worst(s for s, _ in issues)
+    if issues:
+        summary = f"{target.name}: " + "; ".join(text for _, text in issues)
+    else:
+        summary = f"{target.name}: HTTP {code} in {latency:.0f} ms"
+    return ProbeResult(target.name, KIND, "http", status, summary, value=latency, data=data)
+
+
+async def http(
+    target: HttpTarget,
+    thresholds: Thresholds | None = None,
+    *,
+    timeout: float = 2.0,
+    session: Session | None = None,
+) -> ProbeResult:
+    """One GET/HEAD against the endpoint, graded; never raises."""
+    thresholds = thresholds or Thresholds()
+    own = session is None
+    session = session or Session(target)
+    try:
+        results = await guarded(
+            target.name,
+            KIND,
+            PROBES,
+            _check(target, thresholds, session.client, timeout),
+            timeout=timeout + _BACKSTOP_S,
+            describe_error=lambda exc: describe_error(exc, target.url),
+        )
+    finally:
+        if own:
+            await session.aclose()
+    return results[0]
+
+
+async def collect(
+    target: HttpTarget,
+    thresholds: Thresholds,
+    *,
+    timeout: float = 2.0,
+    session: Session | None = None,
+) -> list[ProbeResult]:
+    """Every probe of one endpoint (there is one: "http"); never raises."""
+    return [await http(target, thresholds, timeout=timeout, session=session)]
