@@ -1,0 +1,1 @@
+"""Runbooks: bundled Markdown procedures plus their model, loader, classifier, runner and journal."""

@@ -1,0 +1,299 @@
+"""A small safe expression language for pass conditions, triggers and action templates."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Only JSON-like values flow through an expression, and attribute access is mapping lookup,
+# so no Python object (and no dunder) is ever reachable from runbook text.
+_ALLOWED = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
+    ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
+    ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod,
+    ast.Constant, ast.Name, ast.Load, ast.Attribute, ast.Subscript, ast.Call, ast.List,
+    ast.Tuple, ast.GeneratorExp, ast.comprehension, ast.Store,
+)
+_MAX_LENGTH = 500
+_MAX_ITEMS = 100_000  # generator expressions walk data lists, never unbounded ranges
+
+
+class ConditionError(ValueError):
+    """A condition or template that does not parse or uses something not allowed."""
+
+
+class EvalError(ValueError):
+    """A condition that parsed but could not be evaluated on this result."""
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _len(value: Any) -> int:
+    return 0 if value is None else len(value)
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "len": _len, "any": any, "all": all, "min": min, "max": max, "sum": sum, "abs": abs,
+    "round": round, "int": int, "float": float, "str": str, "lower": _lower,
+}
+CONSTANTS = {"True": True, "False": False, "None": None, "true": True, "false": False, "null": None}
+
+
+def _lookup(container: Any, key: Any) -> Any:
+    """Mapping/list lookup where anything missing is None (`data.chains[0]` on no chains)."""
+    if isinstance(container, Mapping):
+        if key in container:
+            return container[key]
+        if isinstance(key, str) and key.replace("_", "-") in container:
+            return container[key.replace("_", "-")]
+        return None
+    if isinstance(container, (list, tuple)) and isinstance(key, int) and not isinstance(key, bool):
+        return container[key] if -len(container) <= key < len(container) else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A parsed, checked expression; `evaluate(names)` returns its value."""
+
+    text: str
+    tree: ast.Expression
+
+    def evaluate(self, names: Mapping[str, Any]) -> Any:
+        try:
+            return _Evaluator(names).eval(self.tree.body)
+        except EvalError:
+            raise
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+            raise EvalError(f"{self.text!r}: {exc}") from None
+
+    def test(self, names: Mapping[str, Any]) -> bool:
+        return bool(self.evaluate(names))
+
+
+def compile_condition(text: str) -> Condition:
+    """Parse and check an expression; ConditionError says what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise ConditionError("empty condition")
+    if len(text) > _MAX_LENGTH:
+        raise ConditionError(f"condition longer than {_MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ConditionError(f"cannot parse {text!r}: {exc.msg} (column {exc.offset})") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise ConditionError(f"{text!r}: {type(node).__name__} is not allowed in a condition")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise ConditionError(f"{text!r}: names starting with '_' are not allowed")
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise ConditionError(f"{text!r}: names starting with '_' are not allowed")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                known = ", ".join(FUNCTIONS)
+                raise ConditionError(f"{text!r}: only these functions may be called: {known}")
+            if node.keywords:
+                raise ConditionError(f"{text!r}: keyword arguments are not allowed")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (str, int, float, bool, type(None))):
+            raise ConditionError(f"{text!r}: unsupported literal {node.value!r}")
+        if isinstance(node, ast.comprehension) and (not isinstance(node.target, ast.Name) or node.is_async):
+            raise ConditionError(f"{text!r}: a generator must bind one plain name")
+    return Condition(text.strip(), tree)
+
+
+class _Evaluator:
+    def __init__(self, names: Mapping[str, Any]) -> None:
+        self.scopes: list[Mapping[str, Any]] = [names]
+
+    def name(self, ident: str) -> Any:
+        for scope in reversed(self.scopes):
+            if ident in scope:
+                return scope[ident]
+        if ident in CONSTANTS:
+            return CONSTANTS[ident]
+        return None
+
+    def eval(self, node: ast.AST) -> Any:  # noqa: C901 - one branch per whitelisted node type
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            return self.name(node.id)
+        if isinstance(node, ast.Attribute):
+            return _lookup(self.eval(node.value), node.attr)
+        if isinstance(node, ast.Subscript):
+            return _lookup(self.eval(node.value), self.eval(node.slice))
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self.eval(e) for e in node.elts]
+        if isinstance(node, ast.BoolOp):
+            if isinstance(node.op, ast.And):
+                result: Any = True
+                for value in node.values:
+                    result = self.eval(value)
+                    if not result:
+                        return result
+                return result
+            for value in node.values:
+                result = self.eval(value)
+                if result:
+                    return result
+            return result
+        if isinstance(node, ast.UnaryOp):
+            operand = self.eval(node.operand)
+            if isinstance(node.op, ast.Not):
+                return not operand
+            return self.number(operand) * (-1 if isinstance(node.op, ast.USub) else 1)
+        if isinstance(node, ast.BinOp):
+            return self.binop(node)
+        if isinstance(node, ast.Compare):
+            left = self.eval(node.left)
+            for op, right_node in zip(node.ops, node.comparators, strict=True):
+                right = self.eval(right_node)
+                if not self.compare(op, left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.Call):
+            assert isinstance(node.func, ast.Name)
+            args = [self.iterate(a) if isinstance(a, ast.GeneratorExp) else self.eval(a) for a in node.args]
+            return FUNCTIONS[node.func.id](*args)
+        if isinstance(node, ast.GeneratorExp):
+            return self.iterate(node)
+        raise EvalError(f"unsupported expression {type(node).__name__}")
+
+    @staticmethod
+    def number(value: Any) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EvalError(f"expected a number, got {value!r}")
+        return value
+
+    def binop(self, node: ast.BinOp) -> Any:
+        left, right = self.eval(node.left), self.eval(node.right)
+        if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        left, right = self.number(left), self.number(right)
+        ops: dict[type, Callable[[Any, Any], Any]] = {
+            ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+            ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
+        }
+        return ops[type(node.op)](left, right)
+
+    @staticmethod
+    def compare(op: ast.cmpop, left: Any, right: Any) -> bool:
+        if isinstance(op, ast.Eq):
+            return bool(left == right)
+        if isinstance(op, ast.NotEq):
+            return bool(left != right)
+        if isinstance(op, (ast.In, ast.NotIn)):
+            found = right is not None and left in right
+            return found if isinstance(op, ast.In) else not found
+        if left is None or right is None:
+            return False  # an unknown reading is neither above nor below a threshold
+        if isinstance(op, ast.Lt):
+            return bool(left < right)
+        if isinstance(op, ast.LtE):
+            return bool(left <= right)
+        if isinstance(op, ast.Gt):
+            return bool(left > right)
+        return bool(left >= right)
+
+    def iterate(self, node: ast.GeneratorExp) -> list[Any]:
+        values: list[Any] = []
+
+        def walk(index: int) -> None:
+            if index == len(node.generators):
+                values.append(self.eval(node.elt))
+                return
+            gen = node.generators[index]
+            source = self.eval(gen.iter)
+            items: Iterable[Any] = source.values() if isinstance(source, Mapping) else (source or [])
+            assert isinstance(gen.target, ast.Name)
+            for item in items:
+                if len(values) >= _MAX_ITEMS:
+                    raise EvalError("generator walks too many items")
+                self.scopes.append({gen.target.id: item})
+                try:
+                    if all(self.eval(cond) for cond in gen.ifs):
+                        walk(index + 1)
+                finally:
+                    self.scopes.pop()
+
+        walk(0)
+        return values
+
+
+# --- templates: {{ expression }} or {{ expression | int }} / {{ expression | name }} -------
+
+TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+FILTERS = ("int", "name")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    source: str  # the whole "{{ ... }}"
+    condition: Condition
+    filter: str
+
+
+def template_fields(text: str) -> list[Field]:
+    """Every `{{ ... }}` of a template, parsed and checked (ConditionError when bad)."""
+    fields = []
+    for match in TEMPLATE.finditer(text):
+        expr, _, flt = match.group(1).partition("|")
+        flt = flt.strip() or "int"
+        if flt not in FILTERS:
+            raise ConditionError(f"{match.group(0)}: unknown filter {flt!r} (use int or name)")
+        fields.append(Field(match.group(0), compile_condition(expr), flt))
+    return fields
+
+
+def render(text: str, names: Mapping[str, Any]) -> str:
+    """Fill a template; every value is validated (int, or a safe name). EvalError otherwise."""
+    out, last = [], 0
+    for match, field in zip(TEMPLATE.finditer(text), template_fields(text), strict=True):
+        value = field.condition.evaluate(names)
+        if value is None:
+            raise EvalError(f"{field.source}: no value yet (has the step it reads run and found it?)")
+        if field.filter == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, str) and value.isdigit():
+                    value = int(value)
+                else:
+                    raise EvalError(f"{field.source}: expected an integer, got {value!r}")
+            rendered = str(int(value))
+        else:
+            rendered = str(value)
+            if not _SAFE_NAME.fullmatch(rendered):
+                raise EvalError(f"{field.source}: {rendered!r} is not a plain name (letters, digits, _ . : -)")
+        out.append(text[last:match.start()] + rendered)
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def placeholder(text: str) -> str:
+    """The template with every field replaced by 0, for classifying it before it is filled."""
+    return TEMPLATE.sub("0", text)
+
+
+def render_text(text: str, names: Mapping[str, Any]) -> str:
+    """Fill a display template (a step's `report`); "" when any value is missing, because a
+    report about a blocker that is not there ("blocker pid ?") would only mislead."""
+    missing = False
+
+    def fill(match: re.Match[str]) -> str:
+        nonlocal missing
+        try:
+            value = compile_condition(match.group(1).partition("|")[0]).evaluate(names)
+        except (ConditionError, EvalError):
+            value = None
+        missing = missing or value is None
+        return str(value)
+
+    filled = TEMPLATE.sub(fill, text)
+    return "" if missing else filled

@@ -1,0 +1,241 @@
+"""The incident journal: every step run, mark, note and action with timestamps, in SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from probes.secrets import redact
+
+JOURNAL_NAME = "journal.sqlite3"
+KINDS = ("run", "probe", "step", "manual", "note", "action", "action-declined")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at REAL NOT NULL,
+  ended_at REAL,
+  env TEXT NOT NULL,
+  runbooks TEXT NOT NULL DEFAULT '[]',
+  status TEXT NOT NULL DEFAULT 'open',
+  title TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  incident_id INTEGER NOT NULL REFERENCES incidents(id),
+  ts REAL NOT NULL,
+  kind TEXT NOT NULL,
+  runbook_id TEXT NOT NULL DEFAULT '',
+  step_id TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT '',
+  summary TEXT NOT NULL DEFAULT '',
+  data TEXT NOT NULL DEFAULT '{}',
+  duration_ms REAL
+);
+CREATE INDEX IF NOT EXISTS events_incident ON events(incident_id, ts);
+"""
+
+
+def data_dir() -> Path:
+    """WARROOM_DATA_DIR, else the platform's user data dir (~/.local/share/warroom)."""
+    override = os.environ.get("WARROOM_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("warroom"))
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _clean(value: Any) -> Any:
+    """Redact every string in event data: a DSN may hide anywhere in a driver's message."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    started_at: float
+    env: str
+    runbooks: tuple[str, ...]
+    status: str
+    title: str = ""
+    ended_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at) if self.ended_at else None,
+                "env": self.env, "runbooks": list(self.runbooks), "status": self.status, "title": self.title}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    incident_id: int
+    ts: float
+    kind: str
+    runbook_id: str
+    step_id: str
+    status: str
+    summary: str
+    data: dict[str, Any]
+    duration_ms: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": _iso(self.ts), "ts": self.ts, "kind": self.kind, "runbook": self.runbook_id,
+                "step": self.step_id, "status": self.status, "summary": self.summary,
+                "duration_ms": self.duration_ms, "data": self.data}
+
+
+@dataclass
+class StepState:
+    """What the checklist shows for a step when an incident is resumed."""
+
+    status: str
+    summary: str
+    ts: float
+    notes: list[str] = field(default_factory=list)
+
+
+class Journal:
+    """One SQLite file (WAL mode, so a viewer can read while the cockpit writes)."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path else data_dir() / JOURNAL_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def start_incident(self, env: str, runbooks: list[str] | tuple[str, ...] = (), title: str = "") -> int:
+        cur = self.db.execute("INSERT INTO incidents (started_at, env, runbooks, title) VALUES (?, ?, ?, ?)",
+                              (time.time(), env, json.dumps(list(runbooks)), redact(title)))
+        return int(cur.lastrowid or 0)
+
+    def add_runbook(self, incident_id: int, runbook_id: str) -> None:
+        incident = self.incident(incident_id)
+        if incident and runbook_id not in incident.runbooks:
+            self.db.execute("UPDATE incidents SET runbooks = ? WHERE id = ?",
+                            (json.dumps([*incident.runbooks, runbook_id]), incident_id))
+
+    def close_incident(self, incident_id: int, status: str = "resolved") -> None:
+        self.db.execute("UPDATE incidents SET status = ?, ended_at = ? WHERE id = ?", (status, time.time(), incident_id))
+
+    def record(self, incident_id: int, kind: str, *, runbook_id: str = "", step_id: str = "", status: str = "",
+               summary: str = "", data: dict[str, Any] | None = None, duration_ms: float | None = None,
+               ts: float | None = None) -> int:
+        if kind not in KINDS:
+            raise ValueError(f"unknown journal event kind {kind!r} (known: {', '.join(KINDS)})")
+        cur = self.db.execute(
+            "INSERT INTO events (incident_id, ts, kind, runbook_id, step_id, status, summary, data, duration_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, ts or time.time(), kind, runbook_id, step_id, status, redact(summary),
+             json.dumps(_clean(data or {}), default=str), duration_ms),
+        )
+        return int(cur.lastrowid or 0)
+
+    def record_outcome(self, incident_id: int, runbook_id: str, outcome: Any, *, kind: str = "probe") -> int:
+        """A runbooks.runner.StepOutcome."""
+        data = {"value": outcome.value, "data": outcome.data} if outcome.data or outcome.value is not None else {}
+        return self.record(incident_id, kind, runbook_id=runbook_id, step_id=outcome.step_id, status=str(outcome.status),
+                           summary=outcome.summary, data=data, duration_ms=round(outcome.duration_ms, 2), ts=outcome.timestamp)
+
+    def mark(self, incident_id: int, runbook_id: str, step_id: str, status: str, note: str = "") -> int:
+        """The operator marked a manual step pass / fail / skipped."""
+        return self.record(incident_id, "manual", runbook_id=runbook_id, step_id=step_id, status=status, summary=note)
+
+    def note(self, incident_id: int, text: str, *, runbook_id: str = "", step_id: str = "") -> int:
+        return self.record(incident_id, "note", runbook_id=runbook_id, step_id=step_id, summary=text)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _incident(row: tuple[Any, ...]) -> Incident:
+        return Incident(row[0], row[1], row[3], tuple(json.loads(row[4])), row[5], row[6], row[2])
+
+    def incident(self, incident_id: int) -> Incident | None:
+        row = self.db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return self._incident(row) if row else None
+
+    def incidents(self, limit: int = 50) -> list[Incident]:
+        rows = self.db.execute("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [self._incident(r) for r in rows]
+
+    def last_incident(self) -> Incident | None:
+        found = self.incidents(1)
+        return found[0] if found else None
+
+    def events(self, incident_id: int) -> list[Event]:
+        rows = self.db.execute("SELECT * FROM events WHERE incident_id = ? ORDER BY ts, id", (incident_id,)).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
+
+    def checklist_state(self, incident_id: int, runbook_id: str | None = None) -> dict[str, dict[str, StepState]]:
+        """runbook id -> step id -> the latest status of that step and its notes, to resume."""
+        state: dict[str, dict[str, StepState]] = {}
+        for ev in self.events(incident_id):
+            if not ev.step_id or (runbook_id and ev.runbook_id != runbook_id):
+                continue
+            steps = state.setdefault(ev.runbook_id, {})
+            if ev.kind == "note":
+                steps.setdefault(ev.step_id, StepState("pending", "", ev.ts)).notes.append(ev.summary)
+            elif ev.kind != "run":
+                old = steps.get(ev.step_id)
+                steps[ev.step_id] = StepState(ev.status, ev.summary, ev.ts, old.notes if old else [])
+        return state
+
+    # --- export ----------------------------------------------------------------------------
+
+    def export_json(self, incident_id: int) -> dict[str, Any]:
+        incident = self.incident(incident_id)
+        if incident is None:
+            raise LookupError(f"no incident {incident_id} in {self.path}")
+        events = self.events(incident_id)
+        return {"incident": incident.to_json(), "events": [e.to_json() for e in events]}
+
+    def export_markdown(self, incident_id: int) -> str:
+        doc = self.export_json(incident_id)
+        inc, events = doc["incident"], self.events(incident_id)
+        start = events[0].ts if events else 0.0
+        symptoms = [e for e in events if e.kind == "probe" and e.status in ("fail", "error")]
+        actions = [e for e in events if e.kind in ("action", "action-declined")]
+        lines = [f"# Incident {inc['id']}: {inc['title'] or ', '.join(inc['runbooks']) or 'untitled'}", "",
+                 f"- Environment: {inc['env']}", f"- Started: {inc['started_at']}",
+                 f"- Ended: {inc['ended_at'] or 'still open'} ({inc['status']})",
+                 f"- Runbooks: {', '.join(inc['runbooks']) or '-'}", "", "## Symptoms seen", ""]
+        lines += [f"- {_iso(e.ts)} `{e.step_id}`: {e.summary}" for e in symptoms] or ["- none recorded"]
+        lines += ["", "## Actions", ""]
+        lines += [f"- {_iso(e.ts)} {'DONE' if e.kind == 'action' else 'DECLINED'} `{e.step_id}` ({e.status}): {e.summary}"
+                  for e in actions] or ["- none"]
+        lines += ["", "## Timeline", "", "| time (UTC) | +s | kind | step | status | duration | summary |",
+                  "|---|---|---|---|---|---|---|"]
+        for e in events:
+            took = f"{e.duration_ms:.0f} ms" if e.duration_ms is not None else ""
+            summary = e.summary.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {_iso(e.ts)} | {e.ts - start:.1f} | {e.kind} | {e.step_id} | {e.status} | {took} | {summary} |")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""The runbook model: runbooks, steps, branches and triggers (plain data, no UI, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runbooks.classify import Classification
+from runbooks.conditions import Condition
+
+StepKind = Literal["manual", "probe", "sql", "redis", "docker", "action"]
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+# Which backend kind produces each probe name (kept static so loading never imports drivers).
+PROBE_KINDS: dict[str, str] = {
+    "connections": "postgres", "locks": "postgres", "replication": "postgres",
+    "long_queries": "postgres", "idle_in_transaction": "postgres", "slow_statements": "postgres",
+    "ping": "redis", "memory": "redis", "clients": "redis", "queues": "redis",
+    "http": "http", "containers": "docker",
+}
+# The backend kind a command block needs its target to be.
+BLOCK_KINDS = {"sql": "postgres", "redis": "redis", "docker": "docker"}
+DEFAULT_PASS = {"probe": "status == 'ok'", "sql": "rows == 0", "redis": "status == 'ok'", "docker": "status == 'ok'"}
+
+
+def slugify(text: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_~\[\]()<>!]", "", text.strip().lower())
+    text = re.sub(r"[^\w\s-]", "", text)
+    return re.sub(r"\s+", "-", text).strip("-")
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """Where to go after a step: the next step, stop, or a step id / section slug."""
+
+    action: Literal["next", "stop", "goto"] = "next"
+    target: str = ""  # resolved step id for goto
+
+    def __str__(self) -> str:
+        return f"goto {self.target}" if self.action == "goto" else self.action
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    index: int  # 0-based position in the runbook
+    title: str  # first line of the explanation, Markdown emphasis removed
+    text: str  # the full explanation (Markdown), without the runnable block
+    kind: StepKind
+    section: str  # the nearest heading's text
+    line: int  # 1-based line of the list item in the file
+    block: str = ""  # probe / sql / redis / docker ("" for manual)
+    target: str = ""
+    probe: str = ""  # for probe steps
+    command: str = ""  # SQL text, or the Redis / Docker command line (may hold {{ templates }})
+    words: tuple[str, ...] = ()  # the split Redis / Docker command
+    passes: Condition | None = None
+    report: str = ""
+    timeout: float | None = None
+    on_pass: Branch = field(default_factory=Branch)
+    on_fail: Branch = field(default_factory=Branch)
+    classification: Classification | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.kind in ("probe", "sql", "redis", "docker")
+
+    @property
+    def is_action(self) -> bool:
+        return self.kind == "action"
+
+    @property
+    def target_kind(self) -> str:
+        return PROBE_KINDS.get(self.probe, "") if self.block == "probe" else BLOCK_KINDS.get(self.block, "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "index": self.index,
+            "title": self.title,
+            "kind": self.kind,
+            "block": self.block or None,
+            "section": self.section,
+            "line": self.line,
+            "target": self.target or None,
+            "probe": self.probe or None,
+            "command": self.command or None,
+            "pass": self.passes.text if self.passes else None,
+            "on_pass": str(self.on_pass),
+            "on_fail": str(self.on_fail),
+            "classification": self.classification.reason if self.classification else None,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    probe: str
+    when: Condition
+    target: str = ""  # empty: any target that has this probe
+
+    def __str__(self) -> str:
+        return f"{self.target or '*'}.{self.probe}: {self.when.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class Runbook:
+    id: str
+    title: str
+    severity: str
+    path: Path
+    tags: tuple[str, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    steps: tuple[Step, ...] = ()
+    body: str = ""  # the Markdown after the front matter
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    @property
+    def automatic_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.automatic]
+
+    def to_json(self, *, steps: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "tags": list(self.tags),
+            "path": str(self.path),
+            "triggers": [str(t) for t in self.triggers],
+        }
+        if steps:
+            out["steps"] = [s.to_json() for s in self.steps]
+        else:
+            out["steps"] = len(self.steps)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A load problem, phrased as `file:line: message`."""
+
+    path: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+
+
+def triggered(runbook: Runbook, results: list[Any]) -> list[str]:
+    """The triggers of a runbook that current ProbeResults satisfy, as readable reasons."""
+    from runbooks.conditions import EvalError
+
+    reasons = []
+    for trig in runbook.triggers:
+        for res in results:
+            if res.probe != trig.probe or (trig.target and res.target != trig.target):
+                continue
+            names = {"status": str(res.status), "value": res.value, "data": res.data,
+                     "summary": res.summary, "target": res.target, "probe": res.probe}
+            try:
+                if trig.when.test(names):
+                    reasons.append(f"{res.target} {res.probe}: {trig.when.text}")
+            except EvalError:
+                continue  # a trigger that cannot be evaluated simply does not suggest
+    return reasons
