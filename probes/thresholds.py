@@ -27,7 +27,15 @@ DEFAULTS: dict[str, dict[str, float]] = {
     # HTTP (latency thresholds may also be set per endpoint)
     "http": {"latency_ms_warn": 500.0, "latency_ms_fail": 2000.0, "cert_days_warn": 21.0, "cert_days_fail": 7.0},
     # Docker
-    "containers": {"restarts_warn": 1.0, "restarts_fail": 3.0, "cpu_pct_warn": 90.0, "mem_pct_warn": 90.0},
+    # restarts_fail counts while the container has been up less than restart_window_s: old
+    # restarts of a container that has run fine since are history (warn), not a crash loop.
+    "containers": {
+        "restarts_warn": 1.0,
+        "restarts_fail": 3.0,
+        "restart_window_s": 600.0,
+        "cpu_pct_warn": 90.0,
+        "mem_pct_warn": 90.0,
+    },
 }
 
 
