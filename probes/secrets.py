@@ -36,13 +36,17 @@ def mask_url(url: str) -> str:
     """A URL or libpq DSN fit to show: any password replaced by ****."""
     if "://" not in url:
         return redact(url)
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password, port = parts.password, parts.port
+    except ValueError:  # malformed (e.g. "http://[bad"): fall back to pattern masking
+        return redact(url)
+    if password is None:
         return redact(url)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{parts.username or ''}:{MASK}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     return redact(urlunsplit(parts._replace(netloc=netloc)))
