@@ -1,0 +1,256 @@
+"""Cockpit performance figures beside the budgets of issue 3 (a script, not a pytest test).
+
+    python tests/perf/bench_cockpit.py                 # start a sandbox, measure, stop it
+    python tests/perf/bench_cockpit.py --config FILE   # an already running sandbox/config
+    python tests/perf/bench_cockpit.py --replay        # no sandbox: fixed readings replayed live
+                                                       # (HTTP latencies jitter, as they do live)
+
+The cockpit runs as a real process on a pseudo-terminal of 120x40 with a 1 s refresh, as an
+operator would run it. Figures: first frame (vs a minimal Textual app on the same machine),
+first live data on screen, idle CPU, bytes written to the terminal per second, resident
+memory, and (with PostgreSQL) statements and server time per refresh per instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import re
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+SIZE = (120, 40)
+ANSI = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|P[^\x1b]*\x1b\\|[@-Z\\-_])")
+MINIMAL = (
+    "from textual.app import App\nfrom textual.widgets import Static\n"
+    "class Minimal(App):\n    def compose(self):\n        yield Static('minimal-first-frame')\n"
+    "    def on_key(self, event):\n        self.exit()\nMinimal().run()\n"
+)
+REPLAY = (
+    "import sys, time, random\nsys.path.insert(0, {root!r})\n"
+    "from tests.tui import fixtures\nfrom tui.app import make_app\nfrom tui.messages import ProbesUpdated\n"
+    "from dataclasses import replace\n"
+    "class Replay:\n"
+    "    refresh_s = 1.0\n"
+    "    def start(self, app):\n        self.app = app\n        self.tick()\n"
+    "    def tick(self):\n"
+    "        now = time.time()\n"
+    "        results = [replace(r, timestamp=now, value=(r.value * random.uniform(0.8, 1.2) if r.value else r.value)) for r in fixtures.incident_results(now)]\n"
+    "        self.app.post_message(ProbesUpdated(tuple(results)))\n"
+    "        self.app.set_timer(self.refresh_s, self.tick)\n"
+    "    async def stop(self):\n        pass\n"
+    "make_app(fixtures.environment(), source=Replay()).run()\n"
+)
+
+
+class Terminal:
+    """A child process on a pseudo-terminal; every byte it writes is timestamped."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+        child_env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(SIZE[0]), "LINES": str(SIZE[1]), **(env or {})}
+        child_env.pop("NO_COLOR", None)
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=child_env, cwd=ROOT, start_new_session=True)
+        os.close(slave)
+        self.master = master
+        self.chunks: list[tuple[float, bytes]] = []
+        self.text = b""
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            with self._lock:
+                self.chunks.append((time.perf_counter(), data))
+                self.text += ANSI.sub(b"", data)
+
+    def wait_for(self, pattern: bytes, timeout: float = 30) -> float | None:
+        """Seconds from start until `pattern` (a regex) shows in the output."""
+        regex = re.compile(pattern)
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self._lock:
+                if regex.search(self.text):
+                    return self.chunks[-1][0] - self.started
+            time.sleep(0.002)
+        return None
+
+    def bytes_between(self, start: float, end: float) -> int:
+        with self._lock:
+            return sum(len(data) for t, data in self.chunks if start <= t < end)
+
+    def close(self) -> None:
+        try:
+            os.write(self.master, b"q")
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        os.close(self.master)
+
+
+def first_frame(argv: list[str], marker: bytes, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        term = Terminal(argv)
+        elapsed = term.wait_for(marker)
+        term.close()
+        if elapsed is None:
+            raise SystemExit(f"no first frame from {argv}")
+        times.append(elapsed)
+    return statistics.median(times)
+
+
+def cockpit_argv(config: Path | None) -> list[str]:
+    if config is None:
+        return [sys.executable, "-c", REPLAY.format(root=str(ROOT))]
+    return [sys.executable, "-m", "tui", "--config", str(config), "--refresh", "1"]
+
+
+def steady_state(argv: list[str], seconds: float) -> dict[str, float | None]:
+    import psutil
+
+    term = Terminal(argv)
+    first_data = term.wait_for(rb"last \d\d:\d\d:\d\d", timeout=15)
+    time.sleep(3)  # let every target's first round and the first layout settle
+    proc = psutil.Process(term.process.pid)
+    cpu_before = proc.cpu_times()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    t1 = time.perf_counter()
+    cpu_after = proc.cpu_times()
+    rss = proc.memory_info().rss
+    written = term.bytes_between(t0, t1)
+    term.close()
+    cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / (t1 - t0)
+    return {"first_data_s": first_data, "cpu": cpu, "bytes_per_s": written / (t1 - t0), "rss_mb": rss / 1024 / 1024}
+
+
+async def _postgres_cost(config: Path, seconds: float) -> dict[str, tuple[float, float, str]]:
+    """Statements and server ms per refresh per instance, from pg_stat_statements when present."""
+    import asyncio
+
+    import psycopg
+
+    from probes.config import load_config
+    from tui.app import make_app
+
+    env = load_config(config).environment()
+    figures: dict[str, tuple[float, float, str]] = {}
+    app = make_app(env, refresh_s=1.0)
+    counters = {}
+    for target in env.postgres:
+        async with await psycopg.AsyncConnection.connect(target.dsn, autocommit=True) as conn:
+            counters[target.name] = await _counters(conn)
+    async with app.run_test(size=SIZE):
+        await asyncio.sleep(seconds)
+        rounds = dict(app.source.rounds)  # type: ignore[attr-defined]
+    for target in env.postgres:
+        async with await psycopg.AsyncConnection.connect(target.dsn, autocommit=True) as conn:
+            after = await _counters(conn)
+        before = counters[target.name]
+        n = max(1, rounds.get(f"postgres:{target.name}", 0))
+        figures[target.name] = ((after[0] - before[0]) / n, (after[1] - before[1]) / n, after[2])
+    return figures
+
+
+async def _counters(conn) -> tuple[float, float, str]:  # type: ignore[no-untyped-def]
+    try:
+        cur = await conn.execute(
+            "SELECT coalesce(sum(calls),0), coalesce(sum(total_exec_time),0) FROM pg_stat_statements s"
+            " JOIN pg_roles r ON r.oid = s.userid WHERE s.query NOT ILIKE '%pg_stat_statements%'"
+        )
+        calls, ms = await cur.fetchone()
+        return float(calls), float(ms), "pg_stat_statements"
+    except Exception:  # noqa: BLE001 - fall back to transactions when the extension is absent
+        cur = await conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        (count,) = await cur.fetchone()
+        return float(count), float("nan"), "transactions (pg_stat_statements not installed)"
+
+
+def start_sandbox(directory: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("ready: "):
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+            return process
+    raise SystemExit("the sandbox did not start")
+
+
+def row(name: str, value: str, budget: str, ok: bool | None) -> None:
+    mark = "ok" if ok else ("--" if ok is None else "OVER")
+    print(f"{name:<38} {value:>14}   budget {budget:<16} {mark}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="warroom.toml of a running sandbox (skips starting one)")
+    parser.add_argument("--replay", action="store_true", help="no sandbox: replay fixed readings every second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the steady-state window")
+    parser.add_argument("--runs", type=int, default=5, help="first-frame runs per app (median)")
+    args = parser.parse_args()
+    sandbox = None
+    config: Path | None = args.config
+    if not args.replay and config is None:
+        directory = Path(tempfile.mkdtemp(prefix="warroom-bench-"))
+        print(f"starting a sandbox in {directory} ...", file=sys.stderr)
+        sandbox = start_sandbox(directory)
+        config = directory / "warroom.toml"
+    try:
+        argv = cockpit_argv(config)
+        minimal = first_frame([sys.executable, "-c", MINIMAL], rb"minimal-first-frame", args.runs)
+        cockpit = first_frame(argv, rb"Services", args.runs)
+        print(f"\nwarroom cockpit, {SIZE[0]}x{SIZE[1]}, 1 s refresh, {'replayed fixed readings' if config is None else config}\n")
+        row("first frame (minimal Textual app)", f"{minimal * 1000:.0f} ms", "reference", None)
+        row("first frame (cockpit)", f"{cockpit * 1000:.0f} ms", f"<= {minimal * 1.15 * 1000:.0f} ms (1.15x)", cockpit <= minimal * 1.15)
+        steady = steady_state(argv, args.seconds)
+        first_data = steady["first_data_s"]
+        row("first live data on screen", f"{first_data * 1000:.0f} ms" if first_data else "never", "< 1000 ms", bool(first_data and first_data < 1.0))
+        row("idle CPU (one core)", f"{steady['cpu']:.1%}", "< 3%", steady["cpu"] < 0.03)  # type: ignore[operator]
+        row("output to the terminal", f"{steady['bytes_per_s'] / 1024:.2f} KB/s", "< 5 KB/s", steady["bytes_per_s"] < 5 * 1024)  # type: ignore[operator]
+        row("resident memory", f"{steady['rss_mb']:.0f} MB", "< 150 MB", steady["rss_mb"] < 150)  # type: ignore[operator]
+        if config is not None:
+            import asyncio
+
+            from probes.config import load_config
+
+            if load_config(config).environment().postgres:
+                for name, (statements, ms, how) in asyncio.run(_postgres_cost(config, 10.0)).items():
+                    row(f"{name}: statements per refresh", f"{statements:.1f}", "<= 3", statements <= 3)
+                    row(f"{name}: server time per refresh", f"{ms:.2f} ms", "<= 2 ms", ms <= 2 if ms == ms else None)
+                    if not how.startswith("pg_stat_statements"):
+                        print(f"  ({name}: counted {how})")
+        else:
+            print("\n(no PostgreSQL in replay mode: run with a sandbox for the statement figures)")
+    finally:
+        if sandbox is not None:
+            sandbox.send_signal(signal.SIGTERM)
+            sandbox.wait(timeout=60)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""Pilot tests: navigation, drill-down, help, stale targets, a hung probe, keymaps, runbooks."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from textual import events
+
+from probes.result import ProbeResult, Status
+from tests.tui import fixtures
+from tests.tui.conftest import incident_app
+from tui.app import WarroomApp, make_app
+from tui.scheduler import FixedSource, LiveSource
+from tui.screens.details import LocksDetail
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from widgets.pane import Pane
+
+
+def screen_text(app: WarroomApp) -> str:
+    """What the terminal shows, as plain text."""
+    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), color_system=None, record=True)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def test_number_keys_and_tab_move_between_panes() -> None:
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("3")
+        assert app.focused is not None and app.focused.id == "locks"
+        await pilot.press("tab")
+        assert app.focused.id == "replication"
+        await pilot.press("shift+tab", "shift+tab")
+        assert app.focused.id == "connections"
+
+
+async def test_enter_drills_down_and_escape_returns() -> None:
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("3", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, LocksDetail)
+        text = screen_text(app)
+        assert "blocker pid 4101" in text and "pid 4104 waits 12s on 4102" in text
+        assert fixtures.LOCK_QUERY in text  # the full query, not the pane's shortened one
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        assert app.focused is not None and app.focused.id == "locks"
+
+
+async def test_every_pane_opens_its_drill_down() -> None:
+    app = incident_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        for number in "123456":
+            await pilot.press(number, "enter")
+            await pilot.pause()
+            assert not isinstance(app.screen, MainScreen), f"pane {number} did not drill down"
+            await pilot.press("escape")
+            assert isinstance(app.screen, MainScreen)
+
+
+async def test_help_lists_every_binding_and_closes() -> None:
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[2] for row in app.screen.rows}
+        assert {"app.help", "app.quit", "pane.details", "runbooks.focus", "pane.locks"} <= ids
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_pane_states_and_header_counts() -> None:
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        states = {pane.id: pane.state for pane in app.screen.query(Pane)}
+        assert states == {
+            "services": "fail", "connections": "warn", "locks": "fail",
+            "replication": "warn", "queues": "warn", "latency": "fail",
+        }
+        text = screen_text(app)
+        assert "3 fail, 3 warn" in text and "Locks · fail" in text
+
+
+def _timeouts(target: str, probes: list[str], ts: float) -> list[ProbeResult]:
+    summary = f"{target}: timed out after 1s (hung or unreachable?)"
+    return [ProbeResult(target, "postgres", p, Status.ERROR, summary, None, {"timeout": True}, 1000.0, ts) for p in probes]
+
+
+async def test_target_that_times_out_shows_stale_with_last_good_reading() -> None:
+    later = fixtures.NOW + 12
+    source = fixtures.incident_source()
+    app = make_app(fixtures.environment(), source=source, clock=lambda: later)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        source.push(_timeouts("primary", ["connections", "locks", "replication"], later))
+        await pilot.pause()
+        locks = app.screen.query_one("#locks", Pane)
+        assert locks.state == "stale"
+        text = screen_text(app)
+        assert "timeout 12s" in text  # age of the last good reading
+        assert "pid 4101" in text  # ... which stays on screen
+        assert app.screen.query_one("#services", Pane).state == "fail"  # other panes unaffected
+
+
+async def test_error_without_any_good_reading_is_error_not_stale() -> None:
+    source = FixedSource(_timeouts("primary", ["locks"], fixtures.NOW))
+    app = make_app(fixtures.environment(), source=source, clock=fixtures.clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.screen.query_one("#locks", Pane).state == "error"
+        assert "primary: timed out after 1s" in screen_text(app)
+
+
+async def test_keys_respond_while_a_probe_hangs() -> None:
+    hung = asyncio.Event()
+
+    async def collector(kind: str, target: Any, _session: Any) -> list[ProbeResult]:
+        if kind == "postgres":
+            hung.set()
+            await asyncio.Event().wait()  # never returns: a SIGSTOPped server looks like this
+        return [r for r in fixtures.incident_results(time.time()) if r.target == target.name]
+
+    env = fixtures.environment(timeout_s=30.0)
+    app = make_app(env, source=LiveSource(env, refresh_s=60.0, collector=collector))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(hung.wait(), 5)
+        await pilot.pause(0.2)
+        # Post the key as the terminal driver would and time until the help screen is up.
+        started = time.perf_counter()
+        app.post_message(events.Key("question_mark", "?"))
+        while not isinstance(app.screen, HelpScreen) and time.perf_counter() - started < 2:
+            await asyncio.sleep(0.002)
+        assert isinstance(app.screen, HelpScreen)
+        assert time.perf_counter() - started < 0.1
+        await pilot.press("escape")
+        # The other targets' first readings arrived without waiting for the hung one.
+        assert app.screen.query_one("#services", Pane).state == "fail"
+        assert app.store.reading(("redis", "redis", "queues")) is not None
+        assert app.store.reading(("postgres", "primary", "locks")) is None
+
+
+async def test_live_source_times_out_a_collector_that_ignores_its_timeout() -> None:
+    async def collector(kind: str, target: Any, _session: Any) -> list[ProbeResult]:
+        if target.name == "primary":
+            await asyncio.Event().wait()
+        return [r for r in fixtures.incident_results(time.time()) if r.target == target.name]
+
+    env = fixtures.environment(timeout_s=0.2)
+    app = make_app(env, source=LiveSource(env, refresh_s=0.3, collector=collector))
+    async with app.run_test(size=(120, 40)) as pilot:
+        def primary() -> list[ProbeResult]:
+            return [r for key, r in app.store.latest.items() if key[1] == "primary"]
+
+        deadline = time.monotonic() + 5
+        while not primary() and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert primary(), "no reading for the hung target"
+        reading = app.store.reading(primary()[0].key)
+        assert reading is not None and reading.state == "error"
+        assert reading.latest.data.get("timeout") is True
+        assert "primary: timed out" in reading.latest.summary
+
+
+async def test_keymap_from_config_remaps_a_binding() -> None:
+    app = incident_app(keymap={"app.help": "h"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("h")
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_runbook_sidebar_lists_and_opens_runbooks(tmp_path: Path) -> None:
+    (tmp_path / "disk-full.md").write_text("---\nid: disk-full\ntitle: Disk full\nseverity: critical\n---\n# Steps\n1. check df\n")
+    app = incident_app(runbook_dirs=[tmp_path])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert any(e.id == "disk-full" for e in app.runbooks)
+        await pilot.press("r")
+        index = [e.id for e in app.runbooks].index("disk-full")
+        for _ in range(index):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunbookScreen"
+        assert "check df" in screen_text(app)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_compact_layout_keeps_every_pane_on_screen() -> None:
+    app = incident_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        width, height = app.size
+        for pane in app.screen.query(Pane):
+            region = pane.region
+            assert region.width >= 30 and region.height >= 5, pane.id
+            assert region.right <= width and region.bottom <= height, pane.id
+        assert not app.screen.query_one("#sidebar").region.width  # hidden when narrow
+        await pilot.press("b")
+        await pilot.pause()
+        assert app.screen.query_one("#sidebar").region.width > 0
+
+
+async def test_number_then_enter_typed_without_pause_opens_that_pane() -> None:
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        # Both keys queued at once, as a fast typist or a paste over SSH delivers them.
+        app.post_message(events.Key("3", "3"))
+        app.post_message(events.Key("enter", "\r"))
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, LocksDetail)

@@ -1,0 +1,196 @@
+"""The cockpit App and `make_app`, the one factory the CLI, tests, screenshots and demo use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from probes.config import Environment
+from tui.commands import WarroomCommands
+from tui.messages import JumpToPane, ProbesUpdated
+from tui.scheduler import LiveSource, ProbeSource
+from tui.screens.help import HelpScreen, KeyRow
+from tui.screens.main import MainScreen
+from widgets.pane import Pane
+from widgets.runbook_sidebar import RunbookEntry, RunbookSidebar, find_runbooks
+from widgets.store import HISTORY, ResultStore
+
+
+def _detail_screens() -> dict[str, Callable[[], Screen[None]]]:
+    # Imported on first drill-down: the chart screens pull in plotext.
+    from tui.screens import charts, details
+
+    return {
+        "services": details.ServicesDetail,
+        "connections": details.ConnectionsDetail,
+        "locks": details.LocksDetail,
+        "replication": charts.ReplicationDetail,
+        "latency": charts.LatencyDetail,
+        "queues": charts.QueuesDetail,
+    }
+
+
+class WarroomApp(App[int]):
+    """Six live panes over one environment; every probe runs in a worker of `source`."""
+
+    TITLE = "warroom"
+    CSS_PATH = "cockpit.tcss"
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {WarroomCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("tab", "focus_next", "Next pane", show=False, id="app.focus_next"),
+        Binding("shift+tab", "focus_previous", "Previous pane", show=False, id="app.focus_previous"),
+    ]
+
+    def __init__(
+        self,
+        env: Environment,
+        *,
+        source: ProbeSource,
+        refresh_s: float,
+        read_only: bool = False,
+        runbooks: list[RunbookEntry] | None = None,
+        store: ResultStore | None = None,
+        start_runbook: str | None = None,
+        guided: bool = False,
+        resume: bool = False,
+    ) -> None:
+        super().__init__()
+        self.env = env
+        self.source = source
+        self.refresh_s = refresh_s
+        self.read_only = read_only
+        self.runbooks = runbooks or []
+        self.store = store or ResultStore()
+        self.start_runbook = start_runbook
+        self.guided = guided
+        self.resume = resume
+        self.title = f"warroom · {env.name}"
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen())
+        # Probes start once the first frame is on screen: nothing delays it.
+        self.call_after_refresh(self.source.start, self)
+        if self.start_runbook:
+            self.call_after_refresh(self.open_runbook, self.start_runbook, self.guided)
+        if self.resume:
+            self.notify("--resume: the incident journal is not available yet", severity="warning")
+
+    async def on_unmount(self) -> None:
+        await self.source.stop()
+
+    # --- readings ----------------------------------------------------------------------
+
+    def on_probes_updated(self, message: ProbesUpdated) -> None:
+        changed = self.store.add(message.results)
+        # The main screen tracks what it missed while covered; the top screen redraws now.
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.store_changed(changed)
+        top = self.screen
+        if not isinstance(top, MainScreen) and hasattr(top, "store_changed"):
+            top.store_changed(changed)
+
+    # --- navigation --------------------------------------------------------------------
+
+    def main_screen(self) -> MainScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+
+    def jump_to_pane(self, name: str) -> None:
+        self.post_message(JumpToPane(name))
+
+    def on_jump_to_pane(self, message: JumpToPane) -> None:
+        main = self.main_screen()
+        if main is None:
+            return
+        while self.screen is not main:
+            self.pop_screen()
+        main.action_jump(message.pane_id)
+
+    def open_detail(self, name: str) -> None:
+        screen = _detail_screens().get(name)
+        if screen is not None:
+            self.push_screen(screen())
+
+    def open_runbook(self, runbook_id: str, guided: bool = False) -> None:
+        """Open a runbook's screen; the runbook checklist replaces the placeholder here."""
+        entry = next((e for e in self.runbooks if e.id == runbook_id), None)
+        if entry is None:
+            known = ", ".join(e.id for e in self.runbooks) or "none found"
+            self.notify(f"no runbook {runbook_id!r} (known: {known})", severity="error")
+            return
+        from tui.screens.runbook import RunbookScreen
+
+        self.push_screen(RunbookScreen(entry, guided=guided))
+
+    def on_runbook_sidebar_opened(self, message: RunbookSidebar.Opened) -> None:
+        self.open_runbook(message.runbook_id)
+
+    # --- keys --------------------------------------------------------------------------
+
+    def key_rows(self) -> list[KeyRow]:
+        """Every key active on the current screen, plus the pane keys, for the help screen."""
+        seen: dict[str, KeyRow] = {}
+        bindings = [(b.binding, b.node) for b in self.screen.active_bindings.values()]
+        if not any(b.id == "pane.details" for b, _ in bindings):
+            bindings += [(b, None) for b in Pane.BINDINGS if isinstance(b, Binding)]
+        for binding, _node in bindings:
+            if not binding.description or binding.system:
+                continue
+            key = self.get_key_display(binding)
+            name = binding.id or binding.action
+            if name in seen:
+                key = f"{seen[name][0]}, {key}"
+            seen[name] = (key, binding.description, name)
+        return sorted(seen.values(), key=lambda row: row[2])
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.key_rows()))
+
+
+def make_app(
+    env: Environment,
+    *,
+    refresh_s: float | None = None,
+    read_only: bool = False,
+    source: ProbeSource | None = None,
+    runbook_dirs: Iterable[Path] = (),
+    keymap: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+    history: int = HISTORY,
+    runbook: str | None = None,
+    guided: bool = False,
+    resume: bool = False,
+) -> WarroomApp:
+    """The cockpit for one environment.
+
+    `source` defaults to live probes of `env` every `refresh_s` seconds (default: the
+    environment's own interval); tests pass a `FixedSource`. `clock` gives "now" for the
+    ages on screen. `keymap` maps binding ids (see `?`) to keys, e.g. {"app.quit": "ctrl+q"}.
+    """
+    refresh = refresh_s or (source.refresh_s if source is not None else env.refresh_s)
+    app = WarroomApp(
+        env,
+        source=source or LiveSource(env, refresh_s=refresh),
+        refresh_s=refresh,
+        read_only=read_only,
+        runbooks=find_runbooks(runbook_dirs),
+        store=ResultStore(history=history, clock=clock),
+        start_runbook=runbook,
+        guided=guided,
+        resume=resume,
+    )
+    if keymap:
+        app.set_keymap(dict(keymap))
+    return app

@@ -1,0 +1,126 @@
+"""Drill-down screens with full history charts: Replication, Latency and Queues (textual-plotext)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.widgets import DataTable
+from textual_plotext import PlotextPlot
+
+from tui.screens.details import DetailScreen, fill_table, num
+from widgets.replication import replica_name
+from widgets.store import format_age, format_bytes
+
+Series = tuple[str, list[tuple[float, float]]]
+
+
+def draw(plot: PlotextPlot, title: str, ylabel: str, series: Iterable[Series], now: float) -> None:
+    """Redraw one chart; x is seconds before now so the screen reads the same at any hour."""
+    plt = plot.plt
+    plt.clear_data()
+    plt.clear_figure()
+    plt.title(title)
+    plt.xlabel("seconds ago")
+    plt.ylabel(ylabel)
+    drawn = False
+    for label, points in series:
+        if points:
+            plt.plot([t - now for t, _ in points], [v for _, v in points], label=label, marker="braille")
+            drawn = True
+    if not drawn:
+        plt.text("no history yet", 0, 0)
+    plot.refresh()
+
+
+class ChartDetail(DetailScreen):
+    DEFAULT_CSS = """
+    ChartDetail PlotextPlot { height: 1fr; min-height: 6; }
+    ChartDetail DataTable { height: auto; max-height: 10; }
+    """
+
+    def now(self) -> float:
+        return self.app.store.last_update or self.app.store.clock()
+
+
+class ReplicationDetail(ChartDetail):
+    TITLE = "Replication"
+    PROBES = ("replication",)
+
+    def compose_body(self) -> ComposeResult:
+        yield PlotextPlot(id="lag-bytes")
+        yield PlotextPlot(id="lag-seconds")
+        table: DataTable[str] = DataTable(id="replicas", cursor_type="row")
+        table.add_columns("instance", "replica", "client", "state", "sync", "lag", "replay lag")
+        yield table
+
+    def refresh_view(self) -> None:
+        store = self.app.store
+        by_bytes: list[Series] = []
+        by_time: list[Series] = []
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        for reading in store.readings("replication"):
+            result = reading.result
+            if result.data.get("role") == "replica":
+                by_time.append((result.target, store.points(result.key)))
+                rows.append((result.target, (result.target, "(this replica)", "", "paused" if result.data.get("replay_paused") else "replaying", "", format_bytes(result.data.get("receive_replay_gap_bytes")), format_age(result.data.get("replay_delay_s")))))
+                continue
+            for replica in result.data.get("replicas") or ():
+                name = replica_name(replica)
+                by_bytes.append((name, [(t, v / 1024 / 1024) for t, v in store.points((*result.key, name, "lag_bytes"))]))
+                by_time.append((name, store.points((*result.key, name, "replay_lag_s"))))
+                rows.append((f"{result.target}/{name}", (result.target, name, replica.get("client_addr") or "", replica.get("state") or "", replica.get("sync_state") or "", format_bytes(replica.get("lag_bytes")), num(replica.get("replay_lag_s"), "{:.1f}s"))))
+            for name in result.data.get("missing") or ():
+                rows.append((f"{result.target}/{name}", (result.target, name, "", "NOT CONNECTED", "", "-", "-")))
+        draw(self.query_one("#lag-bytes", PlotextPlot), "replication lag (MB, on the primary)", "MB", by_bytes, self.now())
+        draw(self.query_one("#lag-seconds", PlotextPlot), "replay lag (seconds)", "s", by_time, self.now())
+        fill_table(self.query_one("#replicas", DataTable), rows)
+
+
+class LatencyDetail(ChartDetail):
+    TITLE = "Latency"
+    PROBES = ("http",)
+
+    def compose_body(self) -> ComposeResult:
+        yield PlotextPlot(id="latency")
+        table: DataTable[str] = DataTable(id="latency-table", cursor_type="row")
+        table.add_columns("endpoint", "state", "last ms", "p50", "p95", "max", "samples")
+        yield table
+
+    def refresh_view(self) -> None:
+        store = self.app.store
+        series: list[Series] = []
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        for reading in store.readings("http"):
+            key = reading.result.key
+            values = store.values(key)
+            series.append((reading.result.target, store.points(key)))
+            rows.append((reading.result.target, (reading.result.target, reading.state, num(reading.result.value), num(store.percentile(key, 50)), num(store.percentile(key, 95)), num(max(values) if values else None), str(len(values)))))
+        draw(self.query_one("#latency", PlotextPlot), "HTTP latency (ms)", "ms", series, self.now())
+        fill_table(self.query_one("#latency-table", DataTable), rows)
+
+
+class QueuesDetail(ChartDetail):
+    TITLE = "Queues"
+    PROBES = ("queues",)
+
+    def compose_body(self) -> ComposeResult:
+        yield PlotextPlot(id="depth")
+        table: DataTable[str] = DataTable(id="queues-table", cursor_type="row")
+        table.add_columns("redis", "queue", "type", "convention", "depth", "rate/s", "oldest", "pending", "lag", "groups")
+        yield table
+
+    def refresh_view(self) -> None:
+        store = self.app.store
+        series: list[Series] = []
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        for reading in store.readings("queues"):
+            for q in reading.result.data.get("queues") or ():
+                name = str(q.get("name"))
+                key = (*reading.result.key, name, "depth")
+                series.append((name, store.points(key)))
+                age = q.get("oldest_age_s")
+                rows.append((f"{reading.result.target}/{name}", (reading.result.target, name, q.get("type") or "", q.get("convention") or "", num(q.get("depth"), "{}"), num(store.rate(key), "{:+.2f}"), format_age(age) if age is not None else "unknown", num(q.get("pending"), "{}"), num(q.get("lag"), "{}"), num(q.get("groups"), "{}"))))
+        draw(self.query_one("#depth", PlotextPlot), "queue depth (jobs)", "jobs", series, self.now())
+        fill_table(self.query_one("#queues-table", DataTable), rows)

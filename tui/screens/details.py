@@ -1,0 +1,177 @@
+"""Drill-down screens for Services, Connections and Locks: every fact behind a pane."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import Group
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Static
+
+from widgets.locks import instance_label
+from widgets.services import container_state
+from widgets.store import format_age, format_bytes
+
+if TYPE_CHECKING:
+    from tui.app import WarroomApp
+
+
+def fill_table(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[object]]]) -> None:
+    """Show rows keyed by id; update cells in place when the keys are unchanged (keeps the cursor)."""
+    keys = [key for key, _ in rows]
+    if [k.value for k in table.rows] == keys:
+        columns = list(table.columns)
+        for key, cells in rows:
+            for column, cell in zip(columns, cells, strict=False):
+                if table.get_cell(key, column) != cell:
+                    table.update_cell(key, column, cell)
+        return
+    cursor = table.cursor_row
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if rows:
+        table.move_cursor(row=min(cursor, len(rows) - 1))
+
+
+def num(value: Any, fmt: str = "{:.0f}", none: str = "-") -> str:
+    return none if value is None else fmt.format(value)
+
+
+class DetailScreen(Screen[None]):
+    """A pane's full view; it follows live readings of its probes. Escape returns."""
+
+    app: WarroomApp  # type: ignore[assignment]
+    TITLE: ClassVar[str] = ""
+    PROBES: ClassVar[tuple[str, ...]] = ()
+
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
+    ]
+
+    DEFAULT_CSS = """
+    DetailScreen > #detail-title { dock: top; height: 1; width: 1fr; background: $panel; text-style: bold; padding: 0 1; }
+    DetailScreen .section { text-style: bold; margin-top: 1; padding: 0 1; }
+    DetailScreen DataTable { height: auto; max-height: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"{self.app.env.name} › {self.TITLE}   (Esc: back)", id="detail-title")
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def store_changed(self, probes: set[str]) -> None:
+        if probes & set(self.PROBES):
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        raise NotImplementedError
+
+
+class ServicesDetail(DetailScreen):
+    TITLE = "Services"
+    PROBES = ("http", "containers")
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Label("HTTP endpoints", classes="section")
+            endpoints: DataTable[str] = DataTable(id="endpoints", cursor_type="row")
+            endpoints.add_columns("", "endpoint", "url", "code", "ms", "p95", "connect", "tls", "ttfb", "json", "cert days", "summary")
+            yield endpoints
+            yield Label("Containers", classes="section")
+            containers: DataTable[str] = DataTable(id="containers", cursor_type="row")
+            containers.add_columns("", "name", "image", "state", "health", "restarts", "exit", "oom", "up", "cpu", "mem", "mem%")
+            yield containers
+
+    def refresh_view(self) -> None:
+        store = self.app.store
+        rows = []
+        for reading in store.readings("http"):
+            d, phases = reading.result.data, reading.result.data.get("phases") or {}
+            rows.append((reading.result.target, (
+                reading.state, reading.result.target, d.get("url", ""), num(d.get("status_code"), "{}"),
+                num(d.get("latency_ms")), num(store.percentile(reading.result.key, 95)),
+                num(phases.get("connect_ms"), "{:.1f}"), num(phases.get("tls_ms"), "{:.1f}"),
+                num(phases.get("ttfb_ms"), "{:.1f}"), num(d.get("json_ok"), "{}"),
+                num(d.get("cert_days_left"), "{:.0f}"), reading.latest.summary,
+            )))
+        fill_table(self.query_one("#endpoints", DataTable), rows)
+        rows = []
+        limits = self.app.env.thresholds.of("containers")
+        for reading in store.readings("containers"):
+            for c in reading.result.data.get("containers") or ():
+                rows.append((f"{reading.result.target}/{c.get('name')}", (
+                    "stale" if reading.stale else container_state(c, limits), c.get("name", ""), c.get("image", ""),
+                    c.get("state", ""), c.get("health") or "-", num(c.get("restart_count"), "{}"),
+                    num(c.get("exit_code"), "{}"), "yes" if c.get("oom_killed") else "no",
+                    format_age(c.get("uptime_s")), num(c.get("cpu_pct"), "{:.1f}%"),
+                    format_bytes(c.get("mem_bytes")), num(c.get("mem_pct"), "{:.0f}%"),
+                )))
+        fill_table(self.query_one("#containers", DataTable), rows)
+
+
+class ConnectionsDetail(DetailScreen):
+    TITLE = "Connections"
+    PROBES = ("connections",)
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="usage", classes="section")
+        table: DataTable[str] = DataTable(id="sessions", cursor_type="row")
+        table.add_columns("instance", "pid", "user", "application", "client", "state", "wait", "xact age", "query age", "query")
+        yield table
+
+    def refresh_view(self) -> None:
+        lines, rows = [], []
+        for reading in self.app.store.readings("connections"):
+            d = reading.result.data
+            line = Text(f"{reading.result.target}: {d.get('total', '?')}/{d.get('max_connections', '?')} connections")
+            line.append(f", {d.get('waiting', 0)} waiting, oldest transaction {format_age(d['oldest_xact_age_s']) if d.get('oldest_xact_age_s') is not None else 'none'}")
+            if reading.stale or reading.latest.status.value == "error":
+                line.append(f"  [{reading.staleness if reading.stale else reading.latest.summary}]", style="italic")
+            lines.append(line)
+            for s in d.get("sessions") or ():
+                wait = "/".join(str(w) for w in (s.get("wait_event_type"), s.get("wait_event")) if w)
+                rows.append((f"{reading.result.target}/{s.get('pid')}", (
+                    reading.result.target, str(s.get("pid")), s.get("usename") or "", s.get("application_name") or "",
+                    s.get("client_addr") or "", s.get("state") or "", wait or "-", format_age(s.get("xact_age_s")),
+                    format_age(s.get("query_age_s")), " ".join((s.get("query") or "").split())[:120],
+                )))
+        self.query_one("#usage", Static).update(Group(*lines) if lines else "no PostgreSQL configured")
+        fill_table(self.query_one("#sessions", DataTable), rows)
+
+
+class LocksDetail(DetailScreen):
+    TITLE = "Locks"
+    PROBES = ("locks",)
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="chains", can_focus=True):
+            yield Static(id="chains-text")
+
+    def refresh_view(self) -> None:
+        parts: list[Text] = []
+        for reading in self.app.store.readings("locks"):
+            parts.append(instance_label(reading))
+            for chain in reading.result.data.get("chains") or ():
+                head = Text(f"\n  blocker pid {chain.get('blocker_pid')}", style="bold red")
+                head.append(f"  {chain.get('state') or '?'}  user {chain.get('usename') or '?'}")
+                head.append(f"  app {chain.get('application_name') or '-'}  xact {format_age(chain.get('xact_age_s'))}")
+                parts.append(head)
+                parts.append(Text(f"    {chain.get('query') or ''}", style="cyan"))
+                for s in chain.get("blocked_sessions") or ():
+                    by = ", ".join(str(p) for p in s.get("blocked_by") or ())
+                    parts.append(Text(f"    └ pid {s.get('pid')} waits {format_age(s.get('wait_s'))} on {by}", style="bold"))
+                    parts.append(Text(f"      {s.get('query') or ''}", style="cyan"))
+            parts.append(Text(""))
+        self.query_one("#chains-text", Static).update(Group(*parts) if parts else "no PostgreSQL configured")

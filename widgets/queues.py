@@ -1,0 +1,92 @@
+"""The Queues pane: depth, trend and oldest job per queue, plus Redis memory and clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from probes.result import grade
+from widgets.pane import Pane, dot
+from widgets.store import Reading, format_age, format_bytes, worst_state
+
+STEADY_RATE = 0.05  # jobs/s below which a queue counts as steady, not growing or draining
+
+
+def trend(rate: float | None) -> Text:
+    if rate is None:
+        return Text(" →", style="dim")
+    if rate > STEADY_RATE:
+        return Text(f" ↑+{rate:.1f}/s", style="yellow")
+    if rate < -STEADY_RATE:
+        return Text(f" ↓{rate:.1f}/s", style="green")
+    return Text(" →0/s", style="dim")
+
+
+class QueuesPane(Pane):
+    """Job queues found in Redis, with the Redis instance's own memory and clients."""
+
+    TITLE = "Queues"
+    PROBES = ("queues", "memory", "clients", "ping")
+    DETAIL = "queues"
+
+    def queue_state(self, queue: dict[str, Any]) -> str:
+        limits = self.thresholds.of("queues")
+        by_depth = grade(queue.get("depth"), limits["depth_warn"], limits["depth_fail"])
+        by_age = grade(queue.get("oldest_age_s"), limits["age_s_warn"], limits["age_s_fail"])
+        return max(by_depth, by_age, key=lambda s: s.rank).value
+
+    def server_line(self, target: str) -> tuple[Text, list[str]]:
+        states: list[str] = []
+        parts = Text()
+        for probe in ("ping", "memory", "clients"):
+            reading = self.store.reading(("redis", target, probe))
+            if reading is None:
+                continue
+            states.append(reading.state)
+            data = reading.result.data
+            if reading.result.status.value == "error" and not reading.stale:
+                return dot("error") + Text(reading.result.summary), ["error"]
+            if probe == "memory" and "used_memory" in data:
+                ratio = reading.result.value
+                parts.append(f"  mem {format_bytes(data['used_memory'])}")
+                if ratio is not None:
+                    parts.append(f" {ratio:.0%}")
+            elif probe == "clients" and "connected_clients" in data:
+                parts.append(f"  clients {data['connected_clients']}")
+        state = worst_state(states)
+        return dot(state) + Text(target, style="bold") + parts, states
+
+    def queue_line(self, reading: Reading, queue: dict[str, Any]) -> tuple[Text, list[float]]:
+        name = str(queue.get("name"))
+        key = (*reading.result.key, name, "depth")
+        state = "stale" if reading.stale else self.queue_state(queue)
+        line = dot(state) + Text(name, style="bold") + Text(f"  {queue.get('depth', '?')}")
+        if reading.stale:
+            line.append(f" {reading.staleness}", style="italic")
+        line.append_text(trend(self.store.rate(key)))
+        age = queue.get("oldest_age_s")
+        line.append(f" old {format_age(age)}" if age is not None else " old unknown", style="dim")
+        return line, self.store.values(key)
+
+    def show(self) -> None:
+        lines: list[tuple[str, Text, list[float]]] = []
+        states: list[str] = []
+        total = 0
+        stale_readings: list[Reading] = []
+        for target in dict.fromkeys(key[1] for key in self.store.latest if key[0] == "redis"):
+            text, server_states = self.server_line(target)
+            states += server_states
+            lines.append((f"srv-{target}", text, []))
+            reading = self.store.reading(("redis", target, "queues"))
+            if reading is None:
+                continue
+            states.append(reading.state)
+            for queue in reading.result.data.get("queues") or ():
+                total += int(queue.get("depth") or 0)
+                text, values = self.queue_line(reading, queue)
+                lines.append((f"q-{target}-{queue.get('name')}", text, values))
+            stale_readings += [r for r in (reading,) if r.stale]
+        self.show_series(lines)
+        self.set_empty(None if lines else "no Redis configured")
+        self.set_summary(worst_state(states), f"{total} jobs queued" if lines else "", stale_readings)

@@ -1,0 +1,68 @@
+"""The Replication pane: per replica state and lag in bytes and seconds, with lag history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from probes.result import grade
+from widgets.pane import Pane, dot, headline
+from widgets.store import Reading, format_age, format_bytes, worst_state
+
+
+def replica_name(replica: dict[str, Any]) -> str:
+    return str(replica.get("application_name") or replica.get("client_addr") or "?")
+
+
+class ReplicationPane(Pane):
+    """Streaming replication seen from the primary (per replica) and from each replica."""
+
+    TITLE = "Replication"
+    PROBES = ("replication",)
+    DETAIL = "replication"
+
+    def replica_state(self, replica: dict[str, Any]) -> str:
+        limits = self.thresholds.of("replication")
+        by_bytes = grade(replica.get("lag_bytes"), limits["lag_bytes_warn"], limits["lag_bytes_fail"])
+        by_time = grade(replica.get("replay_lag_s"), limits["replay_lag_s_warn"], limits["replay_lag_s_fail"])
+        return max(by_bytes, by_time, key=lambda s: s.rank).value
+
+    def lines(self, reading: Reading) -> list[tuple[str, Text, list[float]]]:
+        """(row key, text, history) for one replication reading."""
+        result, data = reading.result, reading.result.data
+        if result.status.value == "error" and not reading.stale:
+            return [(result.target, dot("error") + Text(result.summary), [])]
+        if data.get("role") == "replica":
+            line = headline(reading)
+            line.append(" paused" if data.get("replay_paused") else " replaying")
+            line.append(f" delay {format_age(data.get('replay_delay_s'))}")
+            return [(result.target, line, self.store.values(result.key))]
+        rows: list[tuple[str, Text, list[float]]] = []
+        for replica in data.get("replicas") or ():
+            name = replica_name(replica)
+            state = "stale" if reading.stale else self.replica_state(replica)
+            line = dot(state) + Text(name, style="bold")
+            if reading.stale:
+                line.append(f" {reading.staleness}", style="italic")
+            line.append(f" {replica.get('state') or '?'}")
+            line.append(f" {format_bytes(replica.get('lag_bytes'))}")
+            lag_s = replica.get("replay_lag_s")
+            line.append(f" {lag_s:.1f}s" if lag_s is not None else " -s")
+            rows.append((f"{result.target}-{name}", line, self.store.values((*result.key, name, "lag_bytes"))))
+        for name in data.get("missing") or ():
+            line = dot("fail") + Text(name, style="bold") + Text("  not connected", style="bold red")
+            rows.append((f"{result.target}-{name}", line, []))
+        if not rows:
+            line = dot(reading.state) + Text(f"{result.target}: no replicas", style="dim")
+            rows.append((result.target, line, []))
+        return rows
+
+    def show(self) -> None:
+        readings = self.store.readings("replication")
+        lines = [line for reading in readings for line in self.lines(reading)]
+        self.show_series(lines)
+        self.set_empty(None if readings else "no PostgreSQL configured")
+        lags = [r.result.value for r in readings if r.result.data.get("role") == "primary" and r.result.value is not None]
+        summary = f"max lag {format_bytes(max(lags))}" if lags else ""
+        self.set_summary(worst_state(r.state for r in readings), summary, readings)

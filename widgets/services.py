@@ -1,0 +1,86 @@
+"""The Services pane: HTTP endpoints and Docker containers at a glance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from widgets.pane import Pane, TextRow, dot, headline
+from widgets.store import Reading, format_bytes, worst_state
+
+
+def endpoint_line(reading: Reading, p95: float | None) -> Text:
+    data = reading.result.data
+    line = headline(reading)
+    if reading.result.status.value == "error" and not reading.stale:
+        line.append(f"  {reading.result.summary}")
+        return line
+    code = data.get("status_code")
+    line.append(f"  {code if code is not None else '---'}")
+    latency = data.get("latency_ms", reading.result.value)
+    if latency is not None:
+        line.append(f"  {latency:.0f}ms")
+    if p95 is not None:
+        line.append(f"  p95 {p95:.0f}ms", style="dim")
+    return line
+
+
+def container_state(container: dict[str, Any], thresholds: dict[str, float]) -> str:
+    if container.get("state") != "running" or container.get("health") == "unhealthy":
+        return "fail"
+    restarts = container.get("restart_count") or 0
+    if restarts >= thresholds.get("restarts_fail", 3):
+        return "fail"
+    if restarts >= thresholds.get("restarts_warn", 1) or container.get("health") == "starting":
+        return "warn"
+    return "ok"
+
+
+def container_line(container: dict[str, Any], state: str) -> Text:
+    line = dot(state) + Text(str(container.get("name")), style="bold")
+    line.append(f"  {container.get('state', '?')}")
+    if container.get("health"):
+        line.append(f" {container['health']}")
+    line.append(f"  ↻{container.get('restart_count') or 0}")
+    if container.get("cpu_pct") is not None:
+        line.append(f"  {container['cpu_pct']:.0f}%", style="dim")
+    if container.get("mem_bytes") is not None:
+        line.append(f" {format_bytes(container['mem_bytes'])}", style="dim")
+    return line
+
+
+class ServicesPane(Pane):
+    """HTTP endpoints (status, last and p95 latency) and containers (state, health, restarts)."""
+
+    TITLE = "Services"
+    PROBES = ("http", "containers")
+    DETAIL = "services"
+
+    def show(self) -> None:
+        lines: dict[str, Text] = {}
+        states: list[str] = []
+        for reading in self.store.readings("http"):
+            p95 = self.store.percentile(reading.result.key, 95)
+            lines[f"http-{reading.result.target}"] = endpoint_line(reading, p95)
+            states.append(reading.state)
+        limits = self.thresholds.of("containers")
+        for reading in self.store.readings("containers"):
+            states.append(reading.state)
+            containers = reading.result.data.get("containers") or []
+            if reading.latest.status.value == "error" and not reading.stale:
+                lines[f"docker-{reading.result.target}"] = dot("error") + Text(reading.latest.summary)
+            elif reading.stale:
+                lines[f"docker-{reading.result.target}"] = dot("stale") + Text(
+                    f"{reading.result.target}  {reading.staleness}", style="italic"
+                )
+            for container in containers:
+                state = "stale" if reading.stale else container_state(container, limits)
+                lines[f"ctr-{container.get('name')}"] = container_line(container, state)
+        rows = self.sync_rows(list(lines), lambda _key: TextRow())
+        for row, text in zip(rows, lines.values(), strict=True):
+            row.show(text)  # type: ignore[attr-defined]
+        self.set_empty(None if lines else "no HTTP endpoints or Docker engine configured")
+        bad = sum(s != "ok" for s in states)
+        summary = f"{len(states) - bad}/{len(states)} ok" if states else ""
+        self.set_summary(worst_state(states), summary, [*self.store.readings("http"), *self.store.readings("containers")])

@@ -1,0 +1,170 @@
+"""The cockpit's model of probe readings: latest, last good, and bounded history per series."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from probes.result import ProbeResult, Status
+
+Key = tuple[str, str, str]  # (kind, target, probe)
+SeriesKey = tuple[str, ...]  # a probe key, optionally followed by an item name
+HISTORY = 300  # points per series: 5 minutes at a 1 s refresh, whatever the uptime
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a pane shows for one probe: the data to draw and how fresh it is.
+
+    `result` is the last good reading when the latest one failed to arrive (error/timeout),
+    so panes keep showing it; `stale` then says so, with `age_s` since it was taken.
+    """
+
+    result: ProbeResult
+    latest: ProbeResult
+    stale: bool
+    age_s: float
+
+    @property
+    def state(self) -> str:
+        """One of ok / warn / fail / error / stale: the colour an operator sees."""
+        if self.stale:
+            return "stale"
+        return str(self.latest.status)
+
+    @property
+    def staleness(self) -> str:
+        """`timeout 12s` / `stale 12s`: why and since when the data on screen is old."""
+        word = "timeout" if self.latest.data.get("timeout") else "stale"
+        return f"{word} {format_age(self.age_s)}"
+
+
+STATE_RANK = {"ok": 0, "warn": 1, "stale": 2, "fail": 3, "error": 4}
+
+
+def worst_state(states: Iterable[str]) -> str:
+    return max(states, key=lambda s: STATE_RANK.get(s, 0), default="ok")
+
+
+def format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+def format_bytes(count: float | None) -> str:
+    if count is None:
+        return "?"
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}TB"
+
+
+def _derived(result: ProbeResult) -> Iterator[tuple[str, str, float]]:
+    """Per-item series hidden in a result's data: (item, field, value)."""
+    data = result.data
+    if result.probe == "replication" and data.get("role") == "primary":
+        for replica in data.get("replicas") or ():
+            name = str(replica.get("application_name") or replica.get("client_addr") or "?")
+            if replica.get("lag_bytes") is not None:
+                yield name, "lag_bytes", float(replica["lag_bytes"])
+            if replica.get("replay_lag_s") is not None:
+                yield name, "replay_lag_s", float(replica["replay_lag_s"])
+    elif result.probe == "queues":
+        for queue in data.get("queues") or ():
+            if queue.get("depth") is not None:
+                yield str(queue.get("name")), "depth", float(queue["depth"])
+
+
+class ResultStore:
+    """Every reading the cockpit has seen, with memory bounded by `history` points per series.
+
+    History entries are (timestamp, value) pairs so rates and charts use real time, not
+    sample counts. `clock` is injectable so ages are deterministic in tests.
+    """
+
+    def __init__(self, *, history: int = HISTORY, clock: Callable[[], float] = time.time) -> None:
+        self.history_size = history
+        self.clock = clock
+        self.latest: dict[Key, ProbeResult] = {}
+        self.last_good: dict[Key, ProbeResult] = {}
+        self._series: dict[SeriesKey, deque[tuple[float, float]]] = {}
+        self.last_update: float | None = None
+
+    def add(self, results: Iterable[ProbeResult]) -> set[str]:
+        """Record readings; return the probe names that changed (panes redraw only those)."""
+        changed: set[str] = set()
+        for result in results:
+            self.latest[result.key] = result
+            changed.add(result.probe)
+            if self.last_update is None or result.timestamp > self.last_update:
+                self.last_update = result.timestamp
+            if result.status is Status.ERROR:
+                continue
+            self.last_good[result.key] = result
+            if result.value is not None:
+                self._append(result.key, result.timestamp, float(result.value))
+            for item, field, value in _derived(result):
+                self._append((*result.key, item, field), result.timestamp, value)
+        return changed
+
+    def _append(self, key: SeriesKey, timestamp: float, value: float) -> None:
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = deque(maxlen=self.history_size)
+        series.append((timestamp, value))
+
+    # --- reading -------------------------------------------------------------------------
+
+    def results(self, probe: str) -> list[ProbeResult]:
+        """Latest results of one probe across targets, in arrival order of targets."""
+        return [r for key, r in self.latest.items() if key[2] == probe]
+
+    def reading(self, key: Key) -> Reading | None:
+        latest = self.latest.get(key)
+        if latest is None:
+            return None
+        good = self.last_good.get(key)
+        if latest.status is Status.ERROR and good is not None:
+            return Reading(good, latest, True, self.clock() - good.timestamp)
+        return Reading(latest, latest, False, self.clock() - latest.timestamp)
+
+    def readings(self, probe: str) -> list[Reading]:
+        found = (self.reading(key) for key in self.latest if key[2] == probe)
+        return [r for r in found if r is not None]
+
+    def points(self, key: SeriesKey) -> list[tuple[float, float]]:
+        return list(self._series.get(key, ()))
+
+    def values(self, key: SeriesKey) -> list[float]:
+        return [v for _, v in self._series.get(key, ())]
+
+    def percentile(self, key: SeriesKey, pct: int) -> float | None:
+        values = self.values(key)
+        if not values:
+            return None
+        if len(values) == 1:
+            return values[0]
+        return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+    def rate(self, key: SeriesKey, window_s: float = 30.0) -> float | None:
+        """Change per second over the last `window_s` seconds (None with too little history)."""
+        points = self._series.get(key)
+        if not points or len(points) < 2:
+            return None
+        end_t, end_v = points[-1]
+        start_t, start_v = next(((t, v) for t, v in points if t >= end_t - window_s), points[0])
+        if end_t - start_t <= 0:
+            return None
+        return (end_v - start_v) / (end_t - start_t)
