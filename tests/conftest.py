@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,9 +120,22 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         os.environ["WARROOM_DATA_DIR"] = saved
 
 
+def sandbox_dir() -> Path:
+    """A fresh folder the sandbox's unprivileged server user can enter.
+
+    pytest's own temp folders are 0700 under root, and PostgreSQL refuses to run as root,
+    so the sandbox lives in its own traversable folder under the system temp dir.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="warroom-test-"))
+    directory.chmod(0o755)
+    return directory
+
+
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+def sandbox() -> Iterator[SandboxHandle]:
     """The real local sandbox (PostgreSQL primary + replica, Redis, HTTP, Docker when reachable)."""
-    handle = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    directory = sandbox_dir()
+    handle = start_sandbox(directory)
     yield handle
     stop_sandbox(handle)
+    shutil.rmtree(directory, ignore_errors=True)

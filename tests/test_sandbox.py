@@ -8,13 +8,12 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.conftest import SandboxHandle, start_sandbox, stop_sandbox, warroom
+from tests.conftest import SandboxHandle, sandbox_dir, start_sandbox, stop_sandbox, warroom
 
 
 def check_json(sandbox: SandboxHandle, *extra: str) -> tuple[int, list[dict[str, Any]]]:
@@ -106,8 +105,8 @@ def test_hung_primary_bounds_check_time(sandbox: SandboxHandle) -> None:
     assert all("timed out" in r["summary"] for r in results if r["target"] == "primary")
 
 
-def test_sandbox_lifecycle_leaves_no_process(tmp_path: Path) -> None:
-    handle = start_sandbox(tmp_path / "sb", "--no-docker")
+def test_sandbox_lifecycle_leaves_no_process() -> None:
+    handle = start_sandbox(sandbox_dir(), "--no-docker")
     pids = dict(handle.pids)
     assert {"primary", "replica", "redis"} <= set(pids)
     status = warroom("sandbox", "status", "--dir", str(handle.dir))
