@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from probes import http as probe
+from probes import tls
 from probes.config import HttpTarget
 from probes.result import Status
 from probes.thresholds import Thresholds
@@ -275,8 +276,8 @@ def test_cert_not_after_matches_openssl(certs) -> None:  # type: ignore[no-untyp
         out.stdout.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z"
     ).replace(tzinfo=UTC)
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
-    assert probe.cert_not_after(der) == expected
-    assert 4.9 <= probe.cert_days_left(der) <= 5.0  # type: ignore[operator]
+    assert tls.cert_not_after(der) == expected
+    assert 4.9 <= tls.cert_days_left(der) <= 5.0  # type: ignore[operator]
 
 
 @needs_openssl

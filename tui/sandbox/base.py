@@ -23,6 +23,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (one owned by another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def unprivileged_user() -> str | None:
     """The user to run servers as when we are root (PostgreSQL refuses to run as root)."""
     if os.geteuid() != 0:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui.sandbox.base import Component, SandboxError
+from tui.sandbox.base import Component, SandboxError, pid_alive
 
 IMAGE_REPO, IMAGE_TAG = "warroom/busybox", "latest"
 IMAGE = f"{IMAGE_REPO}:{IMAGE_TAG}"
@@ -120,15 +120,6 @@ def ensure_image(client: Any) -> str:
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class DockerContainers(Component):
@@ -260,7 +251,7 @@ class DockerContainers(Component):
         for info in self.client.api.containers(all=True, filters={"label": LABEL}):
             owner = (info.get("Labels") or {}).get(OWNER_LABEL, "")
             owner_host, _, pid = owner.rpartition(":")
-            if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            if owner_host == host and pid.isdigit() and not pid_alive(int(pid)):
                 self._remove(info["Id"])
 
     def _health(self, service: str) -> str | None:

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from tui.sandbox.base import pid_alive
+
 POLL_S = 1.0
 
 
@@ -29,15 +31,6 @@ def spawn(directory: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def reap(directory: Path) -> None:
     """Stop every server listed in DIR/sandbox.json (fast shutdown, then kill)."""
@@ -51,7 +44,7 @@ def reap(directory: Path) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGINT)  # PostgreSQL: fast shutdown; Redis: exits
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
         time.sleep(0.2)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
