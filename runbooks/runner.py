@@ -153,7 +153,9 @@ async def run_step(step: Step, env: Environment, *, context: RunContext | None =
 
 
 def _grade(step: Step, names: dict[str, Any], context: RunContext, started: float) -> StepOutcome:
-    summary = f"{step.target}: {names.get('summary', '')}".rstrip(": ")
+    raw = str(names.get("summary") or "")
+    # Probe summaries already start with their target ("primary: 3 blocked ..."): say it once.
+    summary = raw if raw.startswith(f"{step.target}:") else f"{step.target}: {raw}".rstrip(": ")
     facts = {"data": names.get("data"), "value": names.get("value")}
     if names.get("status") == "error":
         return _outcome(step, Outcome.ERROR, names.get("summary") or summary, started, **facts)

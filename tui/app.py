@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -17,7 +18,6 @@ from tui.messages import JumpToPane, ProbesUpdated
 from tui.scheduler import LiveSource, ProbeSource
 from tui.screens.help import HelpScreen, KeyRow
 from tui.screens.main import MainScreen
-from widgets.pane import Pane
 from widgets.runbook_sidebar import RunbookEntry, RunbookSidebar, find_runbooks
 from widgets.store import HISTORY, ResultStore
 
@@ -74,19 +74,42 @@ class WarroomApp(App[int]):
         self.start_runbook = start_runbook
         self.guided = guided
         self.resume = resume
+        self.incident: Any = None  # tui.incident.IncidentLog, created when a runbook is first opened
         self.title = f"warroom · {env.name}"
 
+    def get_default_screen(self) -> MainScreen:
+        # The main screen is the first screen, not pushed over an empty default one that
+        # would be laid out and drawn first (and delay the first frame).
+        return MainScreen()
+
+    def on_ready(self) -> None:
+        # Textual posts Ready once the first frame is written: probes and the parts of the
+        # main screen the first frame does without start only then, so nothing delays it.
+        self.source.start(self)
+        main = self.main_screen()
+        if main is not None:
+            main.first_frame_shown()
+        if not gc.isenabled():
+            self.set_timer(1.0, self._collect_garbage_again)
+
+    def _collect_garbage_again(self) -> None:
+        # The cockpit command paused the collector for start-up (tui/cockpit.py). What exists
+        # now lives as long as the app: frozen, later collections need not scan it again.
+        gc.freeze()
+        gc.enable()
+
     def on_mount(self) -> None:
-        self.push_screen(MainScreen())
-        # Probes start once the first frame is on screen: nothing delays it.
-        self.call_after_refresh(self.source.start, self)
+        if self.resume:
+            from tui.screens.runbook import resume_incident
+
+            resume_incident(self)  # before --runbook opens, so its checklist state is restored
         if self.start_runbook:
             self.call_after_refresh(self.open_runbook, self.start_runbook, self.guided)
-        if self.resume:
-            self.notify("--resume: the incident journal is not available yet", severity="warning")
 
     async def on_unmount(self) -> None:
         await self.source.stop()
+        if self.incident is not None:
+            self.incident.close()
 
     # --- readings ----------------------------------------------------------------------
 
@@ -96,8 +119,8 @@ class WarroomApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.store_changed(changed)
-        top = self.screen
-        if not isinstance(top, MainScreen) and hasattr(top, "store_changed"):
+        top = self.screen_stack[-1] if self.screen_stack else None  # empty while the app exits
+        if top is not None and not isinstance(top, MainScreen) and hasattr(top, "store_changed"):
             top.store_changed(changed)
 
     # --- navigation --------------------------------------------------------------------
@@ -122,15 +145,17 @@ class WarroomApp(App[int]):
             self.push_screen(screen())
 
     def open_runbook(self, runbook_id: str, guided: bool = False) -> None:
-        """Open a runbook's screen; the runbook checklist replaces the placeholder here."""
+        """Open a runbook's checklist (or guided mode) in this session's incident."""
         entry = next((e for e in self.runbooks if e.id == runbook_id), None)
         if entry is None:
             known = ", ".join(e.id for e in self.runbooks) or "none found"
             self.notify(f"no runbook {runbook_id!r} (known: {known})", severity="error")
             return
-        from tui.screens.runbook import RunbookScreen
+        from tui.screens.runbook import runbook_screen
 
-        self.push_screen(RunbookScreen(entry, guided=guided))
+        screen = runbook_screen(self, entry, guided=guided)
+        if screen is not None:
+            self.push_screen(screen)
 
     def on_runbook_sidebar_opened(self, message: RunbookSidebar.Opened) -> None:
         self.open_runbook(message.runbook_id)
@@ -142,6 +167,8 @@ class WarroomApp(App[int]):
         seen: dict[str, KeyRow] = {}
         bindings = [(b.binding, b.node) for b in self.screen.active_bindings.values()]
         if not any(b.id == "pane.details" for b, _ in bindings):
+            from widgets.pane import Pane  # imported after the first frame (see MainScreen)
+
             bindings += [(b, None) for b in Pane.BINDINGS if isinstance(b, Binding)]
         for binding, _node in bindings:
             if not binding.description or binding.system:

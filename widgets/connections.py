@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Label
+from textual.content import Content
+from textual.widget import Widget
 
 from widgets.pane import Pane, headline
 from widgets.store import Reading, format_age, worst_state
@@ -57,41 +56,37 @@ def usage_bar(reading: Reading, width: int = 14) -> Text:
     return bar
 
 
-class InstanceRow(Vertical):
-    """One PostgreSQL instance: name, count and usage bar on one line, the breakdown below."""
+class InstanceRow(Widget):
+    """One PostgreSQL instance: name, count and usage bar on one line, the breakdown below.
+
+    One widget for both lines: each widget on screen costs time at every redraw."""
 
     DEFAULT_CSS = """
-    InstanceRow { height: auto; }
-    InstanceRow > Horizontal { height: 1; }
-    InstanceRow Label.usage { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    InstanceRow Label.bar { width: auto; height: 1; }
-    InstanceRow Label.detail { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    InstanceRow { height: 2; width: 1fr; }
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._shown: tuple[Text, ...] = ()
-        # Kept as attributes: rows are updated right after being mounted, before compose ran.
-        self._usage = Label(classes="usage")
-        self._bar = Label(classes="bar")
-        self._detail = Label(classes="detail")
-
-    def compose(self) -> ComposeResult:
-        with Horizontal():
-            yield self._usage
-            yield self._bar
-        yield self._detail
+        self._shown: tuple[Text, Text, Text] | None = None
 
     def show(self, reading: Reading) -> None:
         shown = (usage_line(reading), usage_bar(reading), detail_line(reading))
-        if shown == self._shown:
-            return
-        previous = self._shown or (None, None, None)
-        self._shown = shown
-        for label, old, new in zip((self._usage, self._bar, self._detail), previous, shown, strict=True):
-            if old != new:
-                # First paint needs a layout; afterwards only the bar's width may change.
-                label.update(new, layout=old is None or label is self._bar)
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh()
+
+    def render(self) -> Content:
+        if self._shown is None:
+            return Content("")
+        usage, bar, detail = (part.copy() for part in self._shown)
+        width = self.size.width
+        # The bar sits at the right edge; the name and count give way first.
+        usage.truncate(max(0, width - bar.cell_len), overflow="ellipsis", pad=True)
+        detail.truncate(width, overflow="ellipsis")
+        # Part by part, as a Label would convert each: the same colours as the other panes.
+        console = self.app.console
+        parts = [Content.from_rich_text(part, console=console) for part in (usage, bar, detail)]
+        return Content.assemble(parts[0], parts[1], "\n", parts[2])
 
 
 class ConnectionsPane(Pane):
@@ -99,6 +94,8 @@ class ConnectionsPane(Pane):
 
     TITLE = "Connections"
     PROBES = ("connections",)
+    KINDS = ("postgres",)
+    EMPTY = "no PostgreSQL configured"
     DETAIL = "connections"
 
     def show(self) -> None:
@@ -106,7 +103,7 @@ class ConnectionsPane(Pane):
         rows = self.sync_rows([r.result.target for r in readings], lambda _key: InstanceRow())
         for row, reading in zip(rows, readings, strict=True):
             row.show(reading)  # type: ignore[attr-defined]
-        self.set_empty(None if readings else "no PostgreSQL configured")
+        self.set_empty(None if readings else self.empty_text(bool(readings)))
         used = [r.result.value for r in readings if r.result.value is not None]
         summary = f"max usage {max(used):.0%}" if used else ""
         waiting = sum(r.result.data.get("waiting") or 0 for r in readings)

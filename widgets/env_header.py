@@ -6,24 +6,27 @@ import time
 from collections.abc import Callable
 
 from rich.text import Text
-from textual.reactive import reactive
-from textual.widget import Widget
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label
 
 
-class EnvHeader(Widget):
-    """`warroom │ PROD │ prod-eu │ every 2s │ last 12:03:04 (0.4s ago) │ 2 fail`.
+class EnvHeader(Horizontal):
+    """`warroom │ PROD │ prod-eu │ every 2s │ last 12:03:04 │ read-only │ 2 fail`.
 
     Production gets a red banner unless the config picks another colour; the banner text
     is the config's `banner` (default "PROD" for production environments).
+
+    The parts that change (time of the last reading, state counts) are separate labels that
+    are only touched when their text changes: a terminal then receives a dozen cells per
+    second for the clock instead of the whole header line.
     """
 
     DEFAULT_CSS = """
     EnvHeader { dock: top; height: 1; background: $panel; color: $text; }
+    EnvHeader > Label { width: auto; height: 1; text-wrap: nowrap; }
+    EnvHeader > #header-counts { width: 1fr; text-overflow: ellipsis; }
     """
-
-    last_update: reactive[float | None] = reactive(None)
-    counts: reactive[str] = reactive("")
-    read_only: reactive[bool] = reactive(False)
 
     def __init__(
         self,
@@ -42,23 +45,82 @@ class EnvHeader(Widget):
         self.banner_style = f"bold white on {color or ('red' if production else 'blue')}"
         self.refresh_s = refresh_s
         self.clock = clock
+        self._last_update: float | None = None
+        self._counts = ""
+        self._read_only = False
+        # Kept as attributes: the screen sets readings before this header's compose ran.
+        self._env = Label(self._env_text(), id="header-env")
+        self._last = Label(self._last_text(), id="header-last")
+        self._tail = Label(self._tail_text(), id="header-counts")
+        self._shown: dict[Label, Text] = {self._last: self._last_text(), self._tail: self._tail_text()}
 
-    def render(self) -> Text:
+    def compose(self) -> ComposeResult:
+        yield self._env
+        yield self._last
+        yield self._tail
+
+    # --- what the screen sets ------------------------------------------------------------
+
+    @property
+    def last_update(self) -> float | None:
+        return self._last_update
+
+    @last_update.setter
+    def last_update(self, value: float | None) -> None:
+        self._last_update = value
+        self._set(self._last, self._last_text())
+
+    @property
+    def counts(self) -> str:
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: str) -> None:
+        self._counts = value
+        self._set(self._tail, self._tail_text())
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @read_only.setter
+    def read_only(self, value: bool) -> None:
+        self._read_only = value
+        self._set(self._tail, self._tail_text())
+
+    def _set(self, label: Label, text: Text) -> None:
+        old = self._shown.get(label)
+        if old != text:
+            self._shown[label] = text
+            # Same width (the clock, mostly): no layout pass, only these cells are redrawn.
+            label.update(text, layout=old is None or old.cell_len != text.cell_len)
+
+    # --- the parts ---------------------------------------------------------------------
+
+    def _env_text(self) -> Text:
         text = Text(" warroom ", style="bold")
         if self.banner:
             text.append(f" {self.banner} ", style=self.banner_style)
             text.append(" ")
         text.append(self.env_name, style="bold")
         text.append(f" │ every {self.refresh_s:g}s │ ", style="dim")
-        if self.last_update is None:
-            text.append("waiting for first readings…", style="italic")
-        else:
-            # Whole seconds: the clock must not force a repaint more than once per refresh.
-            stamp = time.strftime("%H:%M:%S", time.localtime(self.last_update))
-            text.append(f"last {stamp}")
-        if self.read_only:
-            text.append(" │ read-only", style="dim")
-        if self.counts:
-            text.append(" │ ", style="dim")
-            text.append(self.counts, style="bold")
         return text
+
+    def _last_text(self) -> Text:
+        if self._last_update is None:
+            return Text("waiting for first readings…", style="italic")
+        # Whole seconds: the clock must not force a repaint more than once per refresh.
+        return Text("last " + time.strftime("%H:%M:%S", time.localtime(self._last_update)))
+
+    def _tail_text(self) -> Text:
+        text = Text()
+        if self._read_only:
+            text.append(" │ read-only", style="dim")
+        if self._counts:
+            text.append(" │ ", style="dim")
+            text.append(self._counts, style="bold")
+        return text
+
+    def render_text(self) -> str:
+        """The header as plain text (tests and screenshots read it)."""
+        return self._env_text().plain + self._last_text().plain + self._tail_text().plain

@@ -13,6 +13,8 @@ class LatencyPane(Pane):
 
     TITLE = "Latency"
     PROBES = ("http",)
+    KINDS = ("http",)
+    EMPTY = "no HTTP endpoints configured"
     DETAIL = "latency"
 
     def show(self) -> None:
@@ -31,6 +33,6 @@ class LatencyPane(Pane):
                 worst_p95 = max(worst_p95, p95)
             lines.append((reading.result.target, line, self.store.values(key)))
         self.show_series(lines)
-        self.set_empty(None if readings else "no HTTP endpoints configured")
+        self.set_empty(None if readings else self.empty_text(bool(readings)))
         state = worst_state(r.state for r in readings)
         self.set_summary(state, f"worst p95 {worst_p95:.0f}ms" if readings else "", readings)

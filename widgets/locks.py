@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Tree
 
 from widgets.pane import Pane, headline
 from widgets.store import Reading, format_age, worst_state
@@ -51,6 +50,8 @@ class LocksPane(Pane):
 
     TITLE = "Locks"
     PROBES = ("locks",)
+    KINDS = ("postgres",)
+    EMPTY = "no PostgreSQL configured"
     DETAIL = "locks"
 
     DEFAULT_CSS = """
@@ -61,13 +62,6 @@ class LocksPane(Pane):
         super().__init__(*args, **kwargs)
         self._signature: object = None
 
-    def compose(self):  # type: ignore[no-untyped-def]
-        tree: Tree[int] = Tree("locks")
-        tree.show_root = False
-        tree.guide_depth = 2
-        tree.can_focus = False  # the pane holds focus; Enter opens the full queries
-        yield tree
-
     def show(self) -> None:
         readings = self.store.readings("locks")
         signature = tuple(
@@ -77,7 +71,7 @@ class LocksPane(Pane):
         if signature != self._signature:
             self._signature = signature
             self._rebuild(readings)
-        self.set_empty(None if readings else "no PostgreSQL configured")
+        self.set_empty(None if readings else self.empty_text(bool(readings)))
         blocked = sum(int(r.result.value or 0) for r in readings)
         summary = f"{blocked} blocked" if blocked else ("no blocking" if readings else "")
         self.set_summary(worst_state(r.state for r in readings), summary, readings)
@@ -92,7 +86,19 @@ class LocksPane(Pane):
         return (chain.get("blocker_pid"), chain.get("state"), int(chain.get("xact_age_s") or 0), chain.get("query"), sessions)
 
     def _rebuild(self, readings: list[Reading]) -> None:
-        tree = self.query_one(Tree)
+        if not readings:
+            return
+        # Imported and mounted with the first reading, not composed: the first frame need not
+        # wait for the Tree widget's module and stylesheet.
+        from textual.widgets import Tree
+
+        tree = next((child for child in self.children if isinstance(child, Tree)), None)
+        if tree is None:
+            tree = Tree("locks")
+            tree.show_root = False
+            tree.guide_depth = 2
+            tree.can_focus = False  # the pane holds focus; Enter opens the full queries
+            self.mount(tree)
         tree.clear()
         for reading in readings:
             node = tree.root.add(instance_label(reading), expand=True)

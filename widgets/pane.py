@@ -8,11 +8,13 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Label, Sparkline
+from textual.widgets import Label
 
 from probes.thresholds import Thresholds
 from widgets.store import Reading, ResultStore
@@ -51,6 +53,8 @@ class Pane(VerticalScroll, can_focus=True):
 
     TITLE: ClassVar[str] = ""
     PROBES: ClassVar[tuple[str, ...]] = ()
+    KINDS: ClassVar[tuple[str, ...]] = ()  # target kinds whose readings this pane shows
+    EMPTY: ClassVar[str] = ""  # shown when no target of those kinds is configured
     DETAIL: ClassVar[str] = ""  # the drill-down screen's name in the app
 
     BINDINGS: ClassVar[list[Binding]] = [
@@ -90,16 +94,37 @@ class Pane(VerticalScroll, can_focus=True):
             super().__init__()
             self.pane = pane
 
-    def __init__(self, store: ResultStore, *, thresholds: Thresholds | None = None, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(
+        self,
+        store: ResultStore,
+        *,
+        thresholds: Thresholds | None = None,
+        configured: bool = True,
+        id: str | None = None,
+    ) -> None:
+        # Title and state class from the start: setting them once mounted restyles the pane
+        # and delays the first frame.
+        super().__init__(id=id, classes="-ok")
+        self.border_title = self.TITLE
         self.store = store
         self.thresholds = thresholds or Thresholds()
+        self.configured = configured
         self._summary = ""
+        self._series_width: int | None = None
+
+    def compose(self) -> ComposeResult:
+        # Nothing to draw until the first reading: a muted line says which case this is.
+        yield Label(self.empty_text(), classes="empty")
+
+    def empty_text(self, readings: bool = False) -> str:
+        """Why the pane is empty: nothing configured, no reading yet, or nothing to list."""
+        if not self.configured:
+            return self.EMPTY
+        return "nothing to show" if readings else "waiting for first readings…"
 
     def on_mount(self) -> None:
-        self.border_title = self.TITLE
-        self.set_class(True, "-ok")
-        self.show()
+        if self.store.latest:
+            self.show()
 
     def watch_version(self) -> None:
         self.show()
@@ -144,11 +169,17 @@ class Pane(VerticalScroll, can_focus=True):
         return min(room, max((t.cell_len for t in texts), default=10))
 
     def show_series(self, lines: Sequence[tuple[str, Text, Sequence[float]]]) -> None:
-        """Rows of text + sparkline keyed by the first item, aligned on one label width."""
-        rows = self.sync_rows([key for key, _, _ in lines], lambda _key: SeriesRow())
+        """Rows of text + sparkline (the first item names the row), aligned on one label width."""
+        rows = self.sync_rows(["series"] if lines else [], lambda _key: SeriesRows())
         width = self.label_width([text for _, text, values in lines if values])
-        for row, (_, text, values) in zip(rows, lines, strict=True):
-            row.show(text, values, width)  # type: ignore[attr-defined]
+        # A latency going from 9ms to 10ms must not shift every sparkline of the pane (and
+        # redraw every row): the alignment grows at once but shrinks only by a clear margin.
+        kept = self._series_width
+        if kept is not None and width <= kept < width + 4:
+            width = kept
+        self._series_width = width
+        if rows:
+            rows[0].show([(text, values) for _, text, values in lines], width)  # type: ignore[attr-defined]
 
     def action_drill_down(self) -> None:
         self.post_message(self.DrillDown(self))
@@ -176,81 +207,95 @@ class Pane(VerticalScroll, can_focus=True):
         return rows
 
     def set_empty(self, text: str | None) -> None:
-        """A muted line shown while there is nothing to list."""
-        found = self.query("Label.empty")
+        """A muted line shown while there is nothing to list (see `empty_text`)."""
+        found = [child for child in self.children if isinstance(child, Label) and child.has_class("empty")]
         if text is None:
-            found.remove()
+            for label in found:
+                label.remove()
         elif found:
-            label = found.first(Label)
-            if str(label.content) != text:
-                label.update(text)
+            if str(found[0].content) != text:
+                found[0].update(text)
         else:
             self.mount(Label(text, classes="empty"), before=0 if self.children else None)
 
 
 BARS = "▁▂▃▄▅▆▇█"
+SPARK_MIN, SPARK_MAX = 6, 60  # sparkline width range in cells
+SPARK_HISTORY = 80  # readings a sparkline spreads over its width
 
 
-class TrendLine(Sparkline):
-    """A Sparkline drawn in one colour: one style run per line keeps terminal output small
-    (the stock widget colours every bar, ~20 bytes of escape codes per cell per refresh)."""
+def bars(values: Sequence[float], width: int) -> str:
+    """A sparkline of `width` cells at most, scaled between the readings' min and max.
 
-    def render(self) -> Text:
-        data = list(self.data or ())
-        width = self.size.width
-        if not data or width <= 0:
-            return Text("")
-        if len(data) > width:
-            # Each bar shows the worst (max) reading of its bucket, like Sparkline's default.
-            step = len(data) / width
-            data = [max(data[int(i * step) : max(int(i * step) + 1, int((i + 1) * step))]) for i in range(width)]
-        low, high = min(data), max(data)
-        span = (high - low) or 1.0
-        bars = "".join(BARS[min(7, int((v - low) / span * 7.999))] if high > low else BARS[0] for v in data)
-        return Text(bars, style=self.get_component_rich_style("sparkline--max-color"), end="")
+    With more readings than cells, each bar shows the worst (max) of its bucket, as
+    Textual's Sparkline does."""
+    data = list(values)
+    if width <= 0 or not data:
+        return ""
+    if len(data) > width:
+        step = len(data) / width
+        data = [max(data[int(i * step) : max(int(i * step) + 1, int((i + 1) * step))]) for i in range(width)]
+    low, high = min(data), max(data)
+    if high <= low:
+        return BARS[0] * len(data)
+    span = high - low
+    return "".join(BARS[min(7, int((v - low) / span * 7.999))] for v in data)
 
 
-class SeriesRow(Horizontal):
-    """A text line with a sparkline of its history on the right."""
+class SeriesRows(Widget):
+    """Lines of text, each with a sparkline of its recent history on the right.
 
+    One widget for all the lines of a pane, not a label and a sparkline per line: every
+    widget on screen costs time at each redraw, changed or not, and a pane may list a dozen
+    queues whose ages tick every second anyway. It redraws only when what it shows changes
+    (a flat history stops changing once it fills its sparkline)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"series-rows--bars"}
     DEFAULT_CSS = """
-    SeriesRow { height: 1; width: 1fr; }
-    SeriesRow > Label { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    SeriesRow > TrendLine { width: 1fr; min-width: 6; max-width: 60; height: 1; margin-left: 1; }
-    SeriesRow > TrendLine > .sparkline--max-color { color: $accent; }
+    SeriesRows { height: auto; width: 1fr; }
+    SeriesRows > .series-rows--bars { color: $accent; }
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._text: Text | None = None
-        self._data: tuple[float, ...] = ()
-        self._width: int | None = None
-        # Kept as attributes: rows are updated right after being mounted, before compose ran.
-        self._label = Label()
-        self._sparkline = TrendLine()
+        self._shown: tuple[object, ...] | None = None
+        self._lines: list[tuple[Text, tuple[float, ...]]] = []
+        self._label_width: int | None = None
+        self._spark_width = SPARK_MAX  # cells the sparklines had at the last render
 
-    def compose(self) -> ComposeResult:
-        yield self._label
-        yield self._sparkline
+    def show(self, lines: Sequence[tuple[Text, Sequence[float]]], label_width: int | None = None) -> None:
+        """Set the lines (text, history); `label_width` aligns their sparklines."""
+        tails = [(text, tuple(values[-SPARK_HISTORY:])) for text, values in lines]
+        shown = (tuple((text, bars(tail, self._spark_width)) for text, tail in tails), label_width)
+        if shown == self._shown:
+            return
+        resized = self._shown is None or len(shown[0]) != len(self._shown[0])
+        self._shown = shown
+        self._lines, self._label_width = tails, label_width
+        # Same number of lines: same size, no layout pass.
+        self.refresh(layout=resized)
 
-    def show(self, text: Text, values: Sequence[float], label_width: int | None = None) -> None:
-        """Set the text and history; `label_width` aligns the sparklines of a pane's rows."""
-        if text != self._text:
-            # One line of fixed size: only the first paint needs a layout pass.
-            self._label.update(text, layout=self._text is None)
-            self._text = text
-        # Without history the text may use the whole row.
-        width = label_width if values else None
-        if width != self._width:
-            self._width = width
-            self._label.styles.width = width
-        # The sparkline only has room for its width; skip redraws when that tail is unchanged.
-        tail = tuple(values[-80:])
-        if tail != self._data:
-            self._data = tail
-            self._sparkline.data = list(tail)
-        if self._sparkline.display != bool(tail):
-            self._sparkline.display = bool(tail)
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._lines)
+
+    def render(self) -> Content:
+        width = self.size.width
+        style = self.get_component_rich_style("series-rows--bars")
+        if self._label_width is not None:
+            label_width = max(0, min(self._label_width, width - SPARK_MIN - 1))
+            self._spark_width = max(0, min(SPARK_MAX, width - label_width - 1))
+        lines: list[Content] = []
+        for text, values in self._lines:
+            line = text.copy()
+            if self._label_width is None or not values:
+                line.truncate(width, overflow="ellipsis")
+            else:
+                line.truncate(label_width, overflow="ellipsis", pad=True)
+                line.append(" ")
+                line.append(bars(values, self._spark_width), style=style)
+            # Line by line, as a Label would convert it: the same colours as the other panes.
+            lines.append(Content.from_rich_text(line, console=self.app.console))
+        return Content("\n").join(lines)
 
 
 class TextRow(Label):

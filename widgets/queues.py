@@ -28,6 +28,8 @@ class QueuesPane(Pane):
 
     TITLE = "Queues"
     PROBES = ("queues", "memory", "clients", "ping")
+    KINDS = ("redis",)
+    EMPTY = "no Redis configured"
     DETAIL = "queues"
 
     def queue_state(self, queue: dict[str, Any]) -> str:
@@ -88,5 +90,5 @@ class QueuesPane(Pane):
                 lines.append((f"q-{target}-{queue.get('name')}", text, values))
             stale_readings += [r for r in (reading,) if r.stale]
         self.show_series(lines)
-        self.set_empty(None if lines else "no Redis configured")
+        self.set_empty(None if lines else self.empty_text(bool(lines)))
         self.set_summary(worst_state(states), f"{total} jobs queued" if lines else "", stale_readings)

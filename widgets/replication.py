@@ -20,6 +20,8 @@ class ReplicationPane(Pane):
 
     TITLE = "Replication"
     PROBES = ("replication",)
+    KINDS = ("postgres",)
+    EMPTY = "no PostgreSQL configured"
     DETAIL = "replication"
 
     def replica_state(self, replica: dict[str, Any]) -> str:
@@ -62,7 +64,7 @@ class ReplicationPane(Pane):
         readings = self.store.readings("replication")
         lines = [line for reading in readings for line in self.lines(reading)]
         self.show_series(lines)
-        self.set_empty(None if readings else "no PostgreSQL configured")
+        self.set_empty(None if readings else self.empty_text(bool(readings)))
         lags = [r.result.value for r in readings if r.result.data.get("role") == "primary" and r.result.value is not None]
         summary = f"max lag {format_bytes(max(lags))}" if lags else ""
         self.set_summary(worst_state(r.state for r in readings), summary, readings)

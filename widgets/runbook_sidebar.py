@@ -6,12 +6,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Label, OptionList
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 BUNDLED = Path(__file__).resolve().parent.parent / "runbooks"
@@ -25,6 +26,7 @@ class RunbookEntry:
     title: str
     severity: str
     path: Path
+    tags: str = ""  # the front matter's tags line, for the filter
 
 
 def read_front_matter(path: Path) -> dict[str, str]:
@@ -54,9 +56,27 @@ def find_runbooks(dirs: Iterable[Path] = ()) -> list[RunbookEntry]:
                 continue  # notes and format docs next to the runbooks are not runbooks
             runbook_id = meta.get("id") or path.stem
             found[runbook_id] = RunbookEntry(
-                runbook_id, meta.get("title") or runbook_id, meta.get("severity") or "", path
+                runbook_id, meta.get("title") or runbook_id, meta.get("severity") or "", path, meta.get("tags", "")
             )
     return sorted(found.values(), key=lambda e: (SEVERITY_ORDER.get(e.severity.lower(), 5), e.title))
+
+
+def _with_triggers(entry: RunbookEntry) -> Any:
+    """Only the front matter's triggers, as a runbooks.model.Runbook: parsing whole runbooks
+    would hold up the first readings; a runbook with bad triggers simply suggests nothing."""
+    import yaml
+
+    from runbooks.conditions import ConditionError, compile_condition
+    from runbooks.model import Runbook, Trigger
+
+    try:
+        match = _FRONT.match(entry.path.read_text(encoding="utf-8"))
+        meta = yaml.safe_load(match.group(1)) if match else None
+        triggers = tuple(Trigger(str(t["probe"]), compile_condition(str(t["when"])), str(t.get("target") or ""))
+                         for t in (meta or {}).get("triggers") or ())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConditionError, AttributeError, KeyError, TypeError):
+        return None
+    return Runbook(entry.id, entry.title, entry.severity, entry.path, triggers=triggers) if triggers else None
 
 
 class RunbookSidebar(Vertical):
@@ -67,6 +87,8 @@ class RunbookSidebar(Vertical):
     RunbookSidebar:focus-within { border: double $accent; }
     RunbookSidebar OptionList { border: none; height: 1fr; padding: 0; background: transparent; }
     RunbookSidebar Label { color: $text-muted; padding: 0 1; }
+    RunbookSidebar Input { border: none; height: 1; padding: 0 1; background: transparent; }
+    RunbookSidebar Input:focus { background: $boost; }
     """
 
     class Opened(Message):
@@ -79,16 +101,61 @@ class RunbookSidebar(Vertical):
     def __init__(self, entries: list[RunbookEntry], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.entries = entries
+        self.filter_text = ""
+        self.suggested: dict[str, list[str]] = {}  # runbook id -> the trigger readings that match
+        self._triggers: dict[str, Any] | None = None  # runbook id -> runbooks.model.Runbook, loaded once
 
     def compose(self) -> ComposeResult:
+        yield Input(placeholder="/ filter runbooks", id="runbook-filter")
         if not self.entries:
             yield Label("no runbooks found")
+        yield OptionList(*self._options())
+
+    def _options(self) -> list[Option]:
+        words = self.filter_text.lower().split()
+        shown = [e for e in self.entries if all(w in f"{e.id} {e.title} {e.severity} {e.tags}".lower() for w in words)]
+        return [Option(self._prompt(entry), id=entry.id) for entry in shown]
+
+    def _prompt(self, entry: RunbookEntry) -> Text:
         # Text, not a markup string: titles may contain brackets.
-        options = [
-            Option(Text.assemble(entry.title, (f"  {entry.severity}" if entry.severity else "", "dim")), id=entry.id)
-            for entry in self.entries
-        ]
-        yield OptionList(*options)
+        if entry.id in self.suggested:
+            return Text.assemble(("▶ ", "bold yellow"), (entry.title, "bold"), ("  suggested", "yellow"))
+        return Text.assemble(entry.title, (f"  {entry.severity}" if entry.severity else "", "dim"))
+
+    def _rebuild(self) -> None:
+        found = self.query(OptionList)
+        if not found:
+            return  # not composed yet: compose() builds the options from the current state
+        options = found.first()
+        current = options.highlighted_option.id if options.highlighted_option is not None else None
+        options.clear_options()
+        options.add_options(self._options())
+        index = next((i for i in range(options.option_count) if options.get_option_at_index(i).id == current), None)
+        options.highlighted = index if index is not None else (0 if options.option_count else None)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.filter_text = event.value
+        self._rebuild()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one(OptionList).focus()
+
+    def suggest(self, results: Iterable[Any]) -> None:
+        """Highlight the runbooks whose `triggers` match current ProbeResults."""
+        from runbooks.model import triggered
+
+        if self._triggers is None:
+            self._triggers = {e.id: rb for e in self.entries if (rb := _with_triggers(e)) is not None}
+        readings = list(results)
+        found = {rid: reasons for rid, rb in self._triggers.items() if (reasons := triggered(rb, readings))}
+        if found.keys() != self.suggested.keys():
+            self.suggested = found
+            self._rebuild()
+            self.border_subtitle = f"{len(found)} suggested" if found else ""
+        else:
+            self.suggested = found
 
     def on_mount(self) -> None:
         self.border_title = "Runbooks"

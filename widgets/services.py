@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
-from widgets.pane import Pane, TextRow, dot, headline
+from widgets.pane import Pane, dot, headline
 from widgets.store import Reading, format_bytes, worst_state
 
 
@@ -55,6 +55,8 @@ class ServicesPane(Pane):
 
     TITLE = "Services"
     PROBES = ("http", "containers")
+    KINDS = ("http", "docker")
+    EMPTY = "no HTTP endpoints or Docker engine configured"
     DETAIL = "services"
 
     def show(self) -> None:
@@ -77,10 +79,10 @@ class ServicesPane(Pane):
             for container in containers:
                 state = "stale" if reading.stale else container_state(container, limits)
                 lines[f"ctr-{container.get('name')}"] = container_line(container, state)
-        rows = self.sync_rows(list(lines), lambda _key: TextRow())
-        for row, text in zip(rows, lines.values(), strict=True):
-            row.show(text)  # type: ignore[attr-defined]
-        self.set_empty(None if lines else "no HTTP endpoints or Docker engine configured")
+        # One block of lines: they change together every refresh (latencies), and one widget
+        # redraws faster than one per line.
+        self.show_series([(key, text, ()) for key, text in lines.items()])
+        self.set_empty(None if lines else self.empty_text(bool(states)))
         bad = sum(s != "ok" for s in states)
         summary = f"{len(states) - bad}/{len(states)} ok" if states else ""
         self.set_summary(worst_state(states), summary, [*self.store.readings("http"), *self.store.readings("containers")])

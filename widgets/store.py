@@ -100,6 +100,7 @@ class ResultStore:
         self.latest: dict[Key, ProbeResult] = {}
         self.last_good: dict[Key, ProbeResult] = {}
         self._series: dict[SeriesKey, deque[tuple[float, float]]] = {}
+        self._quantiles: dict[SeriesKey, tuple[tuple[int, float], list[float]]] = {}
         self.last_update: float | None = None
 
     def add(self, results: Iterable[ProbeResult]) -> set[str]:
@@ -151,12 +152,17 @@ class ResultStore:
         return [v for _, v in self._series.get(key, ())]
 
     def percentile(self, key: SeriesKey, pct: int) -> float | None:
-        values = self.values(key)
-        if not values:
+        series = self._series.get(key)
+        if not series:
             return None
-        if len(values) == 1:
-            return values[0]
-        return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+        if len(series) == 1:
+            return series[0][1]
+        # Two panes ask for the same percentiles at every refresh: sort the window once.
+        stamp = (len(series), series[-1][0])
+        cached = self._quantiles.get(key)
+        if cached is None or cached[0] != stamp:
+            cached = self._quantiles[key] = (stamp, statistics.quantiles([v for _, v in series], n=100, method="inclusive"))
+        return cached[1][pct - 1]
 
     def rate(self, key: SeriesKey, window_s: float = 30.0) -> float | None:
         """Change per second over the last `window_s` seconds (None with too little history)."""

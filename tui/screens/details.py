@@ -72,7 +72,8 @@ class DetailScreen(Screen[None]):
         self.refresh_view()
 
     def store_changed(self, probes: set[str]) -> None:
-        if probes & set(self.PROBES):
+        # Readings may arrive between push and mount; on_mount then shows the newest.
+        if self.is_mounted and probes & set(self.PROBES):
             self.refresh_view()
 
     def refresh_view(self) -> None:

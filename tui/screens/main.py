@@ -2,37 +2,54 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal
+from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList
+from textual.widgets import Static
 
-from widgets.connections import ConnectionsPane
+from probes.registry import targets
 from widgets.env_header import EnvHeader
-from widgets.latency import LatencyPane
-from widgets.locks import LocksPane
-from widgets.pane import Pane
-from widgets.queues import QueuesPane
-from widgets.replication import ReplicationPane
-from widgets.runbook_sidebar import RunbookSidebar
-from widgets.services import ServicesPane
 from widgets.store import STATE_RANK
 
 if TYPE_CHECKING:
     from tui.app import WarroomApp
+    from widgets.pane import Pane
+
+FILL_IN_S = 1.0  # the longest the sidebar and footer wait for the first readings
 
 # Display order; the number keys follow it.
-PANES: tuple[tuple[str, type[Pane]], ...] = (
-    ("services", ServicesPane),
-    ("connections", ConnectionsPane),
-    ("locks", LocksPane),
-    ("replication", ReplicationPane),
-    ("queues", QueuesPane),
-    ("latency", LatencyPane),
+PANE_TITLES: tuple[tuple[str, str], ...] = (
+    ("services", "Services"),
+    ("connections", "Connections"),
+    ("locks", "Locks"),
+    ("replication", "Replication"),
+    ("queues", "Queues"),
+    ("latency", "Latency"),
 )
+
+
+def pane_classes() -> tuple[tuple[str, type[Pane]], ...]:
+    """(id, class) of the six panes, in display order; imported once the first frame is up."""
+    from widgets.connections import ConnectionsPane
+    from widgets.latency import LatencyPane
+    from widgets.locks import LocksPane
+    from widgets.queues import QueuesPane
+    from widgets.replication import ReplicationPane
+    from widgets.services import ServicesPane
+
+    classes = (ServicesPane, ConnectionsPane, LocksPane, ReplicationPane, QueuesPane, LatencyPane)
+    return tuple((name, cls) for (name, _title), cls in zip(PANE_TITLES, classes, strict=True))
+
+
+def __getattr__(name: str) -> Any:
+    # `PANES` stays importable (the command palette lists them) without importing the panes
+    # when this module is.
+    if name == "PANES":
+        return pane_classes()
+    raise AttributeError(name)
 
 
 class MainScreen(Screen[None]):
@@ -45,8 +62,8 @@ class MainScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[Binding]] = [
         *(
-            Binding(str(n), f"jump('{name}')", f"{cls.TITLE} pane", show=False, id=f"pane.{name}")
-            for n, (name, cls) in enumerate(PANES, start=1)
+            Binding(str(n), f"jump('{name}')", f"{title} pane", show=False, id=f"pane.{name}")
+            for n, (name, title) in enumerate(PANE_TITLES, start=1)
         ),
         Binding("r", "focus_runbooks", "Runbooks", id="runbooks.focus"),
         Binding("b", "toggle_sidebar", "Sidebar", show=False, id="runbooks.toggle"),
@@ -55,6 +72,17 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._dirty: set[str] = set()
+        self._panes: list[Pane] = []  # empty until the first frame is on screen
+        self._sidebar: Any = None  # widgets.runbook_sidebar.RunbookSidebar, once mounted
+        # The breakpoint classes Textual would add on the first resize, set up front: adding
+        # them after the first layout restyles every widget and lays the screen out twice.
+        width, height = self.app.size
+        horizontal = self._breakpoint(width, self.HORIZONTAL_BREAKPOINTS)
+        self.add_class(horizontal, self._breakpoint(height, self.VERTICAL_BREAKPOINTS), update=False)
+
+    @staticmethod
+    def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str:
+        return max((b for b in breakpoints if size >= b[0]), key=lambda b: b[0])[1]
 
     def compose(self) -> ComposeResult:
         env = self.app.env
@@ -69,23 +97,70 @@ class MainScreen(Screen[None]):
         )
         header.read_only = self.app.read_only
         yield header
+        # The first frame shows the layout with stand-ins drawn like the panes, the runbook
+        # list and the footer: the real ones (their modules, styles, rows) cost more to set up
+        # than the rest of the app and replace them right after it (`first_frame_shown`).
         with Horizontal(id="body"):
             with Grid(id="panes"):
-                for name, cls in PANES:
-                    yield cls(self.app.store, thresholds=env.thresholds, id=name)
-            yield RunbookSidebar(self.app.runbooks, id="sidebar")
-        yield Footer()
+                for name, title in PANE_TITLES:
+                    slot = Static("waiting for first readings…", id=f"{name}-slot", classes="pane-slot")
+                    slot.border_title = title
+                    yield slot
+            slot = Vertical(id="sidebar-slot")
+            slot.border_title = "Runbooks"
+            yield slot
+        yield Static(id="footer-slot")
 
-    def on_mount(self) -> None:
-        self.query_one(Pane).focus()
+    def first_frame_shown(self) -> None:
+        """The app calls this once the first frame is on screen: the panes replace their
+        stand-ins now; the sidebar and the footer follow the first readings (they would
+        delay them), or a second later without any."""
+        if self._panes:
+            return
+        env = self.app.env
+        kinds = {kind for kind, _target in targets(env)}
+        self._panes = [
+            cls(self.app.store, thresholds=env.thresholds, configured=bool(kinds & set(cls.KINDS)), id=name)
+            for name, cls in pane_classes()
+        ]
+        grid = self.query_one("#panes", Grid)
+        grid.remove_children()
+        grid.mount_all(self._panes)
+        if self.focused is None:
+            self.set_focus(self._panes[0])
+        self.set_timer(FILL_IN_S, self._fill_in, name="fill in")
+        if self._dirty and self.is_current:
+            self.call_after_refresh(self._flush)
+
+    def _fill_in(self) -> None:
+        """Mount the runbook sidebar and the footer in place of their stand-ins."""
+        if self._sidebar is not None:
+            return
+        from textual.widgets import Footer
+
+        from widgets.runbook_sidebar import RunbookSidebar
+
+        self.query_one("#sidebar-slot").remove()
+        self.query_one("#footer-slot").remove()
+        self._sidebar = RunbookSidebar(self.app.runbooks, id="sidebar")
+        self.query_one("#body").mount(self._sidebar)
+        # A footer shows its keys when the bindings change: tell it once it is mounted.
+        self.mount(Footer())
+        self.call_after_refresh(self.refresh_bindings)
+        self.call_after_refresh(self._suggest)
+
+    def _suggest(self) -> None:
+        if self._sidebar is not None:
+            self._sidebar.suggest(self.app.store.latest.values())
 
     def panes(self) -> list[Pane]:
-        return list(self.query(Pane))
+        # Kept from compose: querying the DOM on every reading cost more than drawing it.
+        return list(self._panes)
 
     def store_changed(self, probes: set[str]) -> None:
         """New readings arrived: redraw the panes that show them (only if on screen)."""
         self._dirty |= probes
-        if not self.is_current:
+        if not self.is_current or not self._panes:
             return
         self._flush()
 
@@ -94,9 +169,12 @@ class MainScreen(Screen[None]):
         for pane in self.panes():
             if dirty & set(pane.PROBES):
                 pane.version += 1
-        header = self.query_one(EnvHeader)
+        header = self.query_one("#header", EnvHeader)
         header.last_update = self.app.store.last_update
         header.counts = self.status_counts()
+        self.call_after_refresh(self._fill_in)
+        # After the redraw: the first suggestion loads every runbook file.
+        self.call_after_refresh(self._suggest)
 
     def on_screen_resume(self) -> None:
         # Readings that arrived while a detail screen covered this one.
@@ -110,17 +188,26 @@ class MainScreen(Screen[None]):
 
     def action_jump(self, name: str) -> None:
         # Synchronous (Widget.focus is deferred): "3" then Enter typed fast must open Locks.
-        self.set_focus(self.query_one(f"#{name}", Pane))
+        pane = next((p for p in self._panes if p.id == name), None)
+        if pane is not None:  # None only for a key typed before the first frame was drawn
+            self.set_focus(pane)
 
     def action_focus_runbooks(self) -> None:
-        sidebar = self.query_one(RunbookSidebar)
+        from textual.widgets import OptionList
+
+        mounted = self._sidebar is not None
+        self._fill_in()  # a key pressed before the first readings
+        sidebar = self._sidebar
         if not sidebar.display or sidebar.styles.display == "none" or sidebar.region.width == 0:
             sidebar.display = True
-        self.query_one("#sidebar OptionList", OptionList).focus()
+        if mounted:
+            sidebar.query_one(OptionList).focus()
+        else:
+            self.call_after_refresh(lambda: sidebar.query_one(OptionList).focus())
 
     def action_toggle_sidebar(self) -> None:
-        sidebar = self.query_one(RunbookSidebar)
-        sidebar.display = sidebar.region.width == 0
+        self._fill_in()
+        self._sidebar.display = self._sidebar.region.width == 0
 
     def on_pane_drill_down(self, event: Pane.DrillDown) -> None:
         self.app.open_detail(event.pane.DETAIL)

@@ -1,52 +1,59 @@
-"""Placeholder runbook screen: the seam where the runbook checklist will plug in."""
+"""The runbook screen the app opens (the probe-backed checklist) and the app's incident glue."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any
 
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
 
-from widgets.runbook_sidebar import RunbookEntry, read_front_matter
+from tui.screens.checklist import ChecklistScreen
+from widgets.runbook_sidebar import RunbookEntry
+
+if TYPE_CHECKING:
+    from tui.incident import IncidentLog
 
 
-class RunbookScreen(Screen[None]):
-    """Shows a runbook's title and text. The runbook checklist screen replaces this one:
-    `WarroomApp.open_runbook(runbook_id, guided)` is the only caller."""
+class RunbookScreen(ChecklistScreen):
+    """A runbook's checklist; `WarroomApp.open_runbook(runbook_id, guided)` opens it (or guided mode)."""
 
-    BINDINGS: ClassVar[list[Binding]] = [
-        Binding("escape", "app.pop_screen", "Back", id="runbook.back"),
-    ]
 
-    DEFAULT_CSS = """
-    RunbookScreen > #runbook-title { dock: top; height: 1; width: 1fr; background: $panel; text-style: bold; padding: 0 1; }
-    RunbookScreen VerticalScroll { padding: 0 1; }
-    """
+def incident_of(app: Any) -> IncidentLog:
+    """The cockpit session's incident, created on first use (one per session, or resumed)."""
+    from tui.incident import IncidentLog
 
-    def __init__(self, entry: RunbookEntry, *, guided: bool = False) -> None:
-        super().__init__()
-        self.entry = entry
-        self.guided = guided
+    incident = getattr(app, "incident", None)
+    if incident is None:
+        incident = app.incident = IncidentLog(app.env, read_only=bool(getattr(app, "read_only", False)))
+    return incident
 
-    def compose(self) -> ComposeResult:
-        mode = "guided" if self.guided else "checklist"
-        meta = read_front_matter(self.entry.path)
-        yield Label(f"Runbook: {self.entry.title} ({mode})   (Esc: back)", id="runbook-title")
-        with VerticalScroll(can_focus=True):
-            yield Static(f"id: {self.entry.id}   severity: {meta.get('severity', '-')}   file: {self.entry.path}", markup=False)
-            yield Static(self._body(), markup=False)
-        yield Footer()
 
-    def _body(self) -> str:
-        try:
-            text = self.entry.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            return f"cannot read {self.entry.path}: {exc.strerror}"
-        # Skip the front matter; show the steps as written until the checklist view exists.
-        if text.startswith("---"):
-            end = text.find("\n---", 3)
-            text = text[end + 4 :] if end != -1 else text
-        return text.strip()
+def runbook_screen(app: Any, entry: RunbookEntry, *, guided: bool = False) -> Screen[None] | None:
+    """The checklist (or guided) screen for a runbook; None after telling the operator why not."""
+    from runbooks.loader import load_file
+
+    runbook, problems = load_file(entry.path)
+    if runbook is None:
+        app.notify("\n".join(str(p) for p in problems[:3]), title=f"runbook {entry.id} cannot be used", severity="error")
+        return None
+    incident = incident_of(app)
+    run = incident.run_for(runbook)
+    incident.opened(runbook, "guided" if guided else "checklist")
+    if guided:
+        from tui.screens.guided import GuidedScreen
+
+        return GuidedScreen(run)
+    return RunbookScreen(run)
+
+
+def resume_incident(app: Any) -> None:
+    """--resume: reopen the journal's last incident; its runbooks show their steps as left."""
+    incident = incident_of(app)
+    last = incident.resume()
+    if last is None:
+        app.notify(incident.problem or "--resume: no incident in the journal yet; a new one starts with the first runbook",
+                   severity="warning")
+        return
+    names = ", ".join(last.runbooks) or "no runbook yet"
+    app.notify(f"resumed incident #{last.id} ({names})", title="incident journal")
+    if last.runbooks and not getattr(app, "start_runbook", None):
+        app.call_after_refresh(app.open_runbook, last.runbooks[-1])

@@ -1,0 +1,319 @@
+"""The runbook checklist screen, and the behaviour it shares with guided mode (run, act, mark, note)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from runbooks.conditions import EvalError
+from runbooks.model import PROBE_KINDS, Step
+from tui.incident import RunbookRun
+from tui.screens.confirm import ConfirmAction, NoteDialog
+from widgets.checklist import Checklist, format_duration, format_time, status_text
+
+if TYPE_CHECKING:
+    from tui.app import WarroomApp
+
+READ_ONLY_REFUSAL = "read-only: actions disabled"
+
+
+def step_facts(step: Step) -> str:
+    """`sql on primary · pass when rows == 0 · on fail goto x`: how a step is wired."""
+    bits = [step.kind if step.kind == step.block or not step.block else f"{step.kind} ({step.block})"]
+    if step.target:
+        bits.append(f"on {step.target}" + (f" · {step.probe}" if step.probe else ""))
+    if step.passes is not None:
+        bits.append(f"pass when {step.passes.text}")
+    if str(step.on_pass) != "next":
+        bits.append(f"on pass {step.on_pass}")
+    if str(step.on_fail) != "next":
+        bits.append(f"on fail {step.on_fail}")
+    return " · ".join(bits)
+
+
+class RunbookScreenBase(Screen[None]):
+    """Owns nothing but a `RunbookRun`: every screen of the same runbook shows the same state."""
+
+    app: WarroomApp  # type: ignore[assignment]
+
+    def __init__(self, run: RunbookRun) -> None:
+        super().__init__()
+        self.run = run
+
+    # --- to implement --------------------------------------------------------------------
+
+    def current_step(self) -> Step | None:
+        raise NotImplementedError
+
+    def refresh_step(self, step_id: str) -> None:
+        raise NotImplementedError
+
+    def refresh_all(self) -> None:
+        raise NotImplementedError
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.run.listen(self.step_changed)
+        self.refresh_all()
+        self.update_live()
+
+    def on_unmount(self) -> None:
+        self.run.unlisten(self.step_changed)
+
+    def step_changed(self, step_id: str) -> None:
+        # A covered or closing screen redraws everything when it is shown again.
+        if self.is_current:
+            self.refresh_step(step_id)
+
+    def on_screen_resume(self) -> None:
+        # Another screen of this runbook (guided / checklist) may have run steps meanwhile.
+        self.refresh_all()
+        self.update_live()
+
+    def store_changed(self, changed: set[str]) -> None:
+        """New readings arrived (the app calls this on the top screen)."""
+        if changed & {p for _, _, p in self.watched()}:
+            self.update_live()
+
+    def header_text(self, mode: str) -> str:
+        rb = self.run.runbook
+        incident = self.run.incident
+        bits = [f"{rb.title}", rb.severity, mode]
+        if incident is not None and incident.incident_id is not None:
+            bits.append(f"incident #{incident.incident_id}")
+        if incident is not None and incident.problem:
+            bits.append(incident.problem)
+        if self.run.read_only:
+            bits.append("READ-ONLY")
+        return " · ".join(bits)
+
+    # --- live readings -------------------------------------------------------------------
+
+    def watched(self) -> list[tuple[str, str, str]]:
+        """(kind, target, probe) of the runbook's probe steps, in step order."""
+        keys = [(PROBE_KINDS[s.probe], s.target, s.probe) for s in self.run.runbook.steps if s.block == "probe" and s.probe in PROBE_KINDS]
+        return list(dict.fromkeys(keys))
+
+    def live_text(self, keys: list[tuple[str, str, str]] | None = None) -> Text:
+        store = getattr(self.app, "store", None)
+        text = Text("live ", style="bold", no_wrap=True, overflow="ellipsis")
+        for n, key in enumerate(keys if keys is not None else self.watched()):
+            reading = store.reading(key) if store is not None else None
+            if n:
+                text.append(" │ ", style="dim")
+            if reading is None:
+                text.append(f"{key[1]} {key[2]}: waiting for a reading", style="dim")
+                continue
+            state = reading.state
+            text.append(f"{key[1]} {key[2]} ", style="bold")
+            style = {"ok": "green", "warn": "yellow", "fail": "red", "error": "magenta", "stale": "dim"}.get(state, "")
+            summary = reading.latest.summary.removeprefix(f"{key[1]}: ")
+            text.append(f"{state}: {summary}", style=style)
+        return text
+
+    def update_live(self) -> None:
+        for live in self.query("#live").results(Static):
+            live.update(self.live_text())
+
+    # --- operations ----------------------------------------------------------------------
+
+    def action_run_step(self) -> None:
+        step = self.current_step()
+        if step is None:
+            return
+        if step.is_action:
+            self.action_run_action()
+        elif step.kind == "manual":
+            self.notify("a manual step: mark it with p (pass), f (fail) or s (skip)")
+        elif self.run.states[step.id].status == "running":
+            self.notify(f"{step.id} is already running")
+        else:
+            self.run_in_worker(step)
+
+    @work(group="runbook-step", exclusive=False, exit_on_error=False)
+    async def run_in_worker(self, step: Step) -> None:
+        # A read is harmless to lose: leaving the screen cancels it and the step shows its old state.
+        await self.run.run(step)
+
+    def action_mark(self, mark: str) -> None:
+        step = self.current_step()
+        if step is None:
+            return
+        if step.kind != "manual":
+            self.notify(f"only manual steps are marked; {step.id} is {step.kind} (r runs it)")
+            return
+        self.run.mark(step, mark)
+
+    def action_note(self) -> None:
+        step = self.current_step()
+        if step is not None:
+            self.app.push_screen(NoteDialog(step.title), lambda text: self.run.note(step, text) if text else None)
+
+    def action_run_action(self) -> None:
+        step = self.current_step()
+        if step is None:
+            return
+        if not step.is_action:
+            self.notify(f"{step.id} is not an action ({step.kind}); r runs it")
+            return
+        if self.run.states[step.id].status == "running":
+            self.notify(f"{step.id} is already running")
+            return
+        if self.run.read_only:
+            self.notify(READ_ONLY_REFUSAL, severity="warning")
+            self.start_action(step, confirmed=False)  # journaled as declined (read-only)
+            return
+        try:
+            what = self.run.describe(step)
+        except EvalError as exc:
+            self.notify(f"cannot run {step.id} yet: {exc}", severity="error")
+            self.start_action(step, confirmed=False)  # refused and journaled, never guessed
+            return
+
+        def decided(confirmed: bool | None) -> None:
+            self.start_action(step, confirmed=bool(confirmed))
+
+        self.app.push_screen(ConfirmAction(step_title=f"{step.index + 1}. {step.title}", what=what,
+                                           command=self.run.filled_command(step), target=step.target), decided)
+
+    def start_action(self, step: Step, *, confirmed: bool) -> None:
+        # On the app, not this screen: a confirmed action must finish and be journaled even
+        # when the operator leaves the screen while it runs.
+        async def act() -> None:
+            outcome = await self.run.act(step, confirmed=confirmed)
+            if confirmed and str(outcome.status) == "pass":
+                self.app.notify(outcome.summary, title="action done")
+            elif confirmed and not self.run.read_only:
+                self.app.notify(outcome.summary, title="action failed", severity="error")
+
+        self.app.run_worker(act(), group=f"runbook-action:{self.run.runbook.id}:{step.id}", exclusive=True, exit_on_error=False)
+
+
+class ChecklistScreen(RunbookScreenBase):
+    """Every step with its status mark, kind, one-line result and duration."""
+
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("escape", "app.pop_screen", "Back", id="runbook.back"),
+        Binding("r", "run_step", "Run step", id="runbook.run"),
+        Binding("R", "run_all", "Run all", id="runbook.run_all"),
+        Binding("a", "run_action", "Action", id="runbook.action"),
+        Binding("p", "mark('pass')", "Pass", id="runbook.mark_pass"),
+        Binding("f", "mark('fail')", "Fail", id="runbook.mark_fail"),
+        Binding("s", "mark('skip')", "Skip", id="runbook.mark_skip"),
+        Binding("n", "note", "Note", id="runbook.note"),
+        Binding("g", "guided", "Guided", id="runbook.guided"),
+    ]
+
+    DEFAULT_CSS = """
+    ChecklistScreen #rb-title { dock: top; height: 1; width: 1fr; background: $panel; text-style: bold; padding: 0 1; }
+    ChecklistScreen #live { height: 1; padding: 0 1; }
+    ChecklistScreen Checklist { height: auto; max-height: 65%; }
+    ChecklistScreen #detail { height: 1fr; min-height: 4; padding: 0 1; }
+    """
+
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
+
+    def __init__(self, run: RunbookRun, *, start: str | None = None) -> None:
+        super().__init__(run)
+        self.start = start
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.header_text("checklist"), id="rb-title", markup=False)
+        yield Static(id="live")
+        yield Checklist(id="checklist")
+        yield Static(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.start:
+            self.checklist.select_step(self.start)
+        self.query_one(Checklist).focus()
+
+    @property
+    def checklist(self) -> Checklist:
+        return self.query_one(Checklist)
+
+    def current_step(self) -> Step | None:
+        step_id = self.checklist.selected_step_id
+        return self.run.runbook.step(step_id) if step_id else None
+
+    def refresh_all(self) -> None:
+        self.query_one("#rb-title", Label).update(self.header_text("checklist"))
+        self.checklist.show(list(self.run.runbook.steps), self.run.states)
+        self.update_detail()
+
+    def refresh_step(self, step_id: str) -> None:
+        self.checklist.update_step(step_id)
+        if step_id == self.checklist.selected_step_id:
+            self.update_detail()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.update_detail()
+
+    def on_checklist_step_chosen(self, event: Checklist.StepChosen) -> None:
+        self.action_run_step()
+
+    def update_detail(self) -> None:
+        step = self.current_step()
+        detail = self.query_one("#detail", Static)
+        if step is None:
+            detail.update("this runbook has no numbered steps")
+            return
+        state = self.run.states[step.id]
+        text = Text()
+        text.append(f"{step.index + 1}. {step.title}", style="bold")
+        text.append(f"  ({step.section})\n" if step.section else "\n", style="dim")
+        text.append(step_facts(step) + "\n", style="dim")
+        text.append_text(status_text(state.status))
+        when = " · ".join(b for b in (format_duration(state.duration_ms), format_time(state.ts)) if b)
+        text.append(f"  {state.summary}" + (f"  ({when})" if when else "") + "\n")
+        text.append(self.hint(step) + "\n", style="italic")
+        for note in state.notes[-3:]:
+            text.append(f"note: {note}\n", style="cyan")
+        text.rstrip()
+        detail.update(text)
+
+    def hint(self, step: Step) -> str:
+        if step.is_action:
+            if self.run.read_only:
+                return READ_ONLY_REFUSAL
+            try:
+                return f"a: {self.run.describe(step)} (asks for confirmation)"
+            except EvalError as exc:
+                return f"cannot run yet: {exc}"
+        if step.kind == "manual":
+            return "p pass · f fail · s skip · n note"
+        again = "" if self.run.states[step.id].status == "pending" else " again"
+        return f"r run{again} · R run all · n note · g guided"
+
+    def action_run_all(self) -> None:
+        if any(w.group == "runbook-run-all" and w.is_running for w in self.workers):
+            self.notify("already running all steps")
+            return
+        self.run_all_worker()
+
+    @work(group="runbook-run-all", exclusive=True, exit_on_error=False)
+    async def run_all_worker(self) -> None:
+        visited = await self.run.run_all(on_step=self.checklist.select_step)
+        failed = [s for s in visited if self.run.states[s].status in ("fail", "error")]
+        # Leave the cursor where the operator is needed: an action waiting on the path, else the first failure.
+        waiting = [s for s in visited if self.run.states[s].status == "pending"]
+        focus = next((s for s in waiting if (step := self.run.runbook.step(s)) is not None and step.is_action), None)
+        if focus or failed:
+            self.checklist.select_step(focus or failed[0])
+        self.notify(f"ran {len(visited)} step(s) along the branches; {len(failed)} did not pass: {', '.join(failed)}"
+                    if failed else f"ran {len(visited)} step(s) along the branches; none failed")
+
+    def action_guided(self) -> None:
+        from tui.screens.guided import GuidedScreen
+
+        step = self.current_step()
+        self.app.push_screen(GuidedScreen(self.run, start=step.id if step else None))
