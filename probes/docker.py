@@ -240,8 +240,10 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
     problems = [f"{row['name']} {why}" for row, status, why in graded if status is not Status.OK]
     problems += [f"{name} missing" for name in missing]
     status = worst([s for _, s, _ in graded] + [Status.FAIL] * bool(missing))
-    for row in rows:
+    for row, row_status, why in graded:
         row.pop("_full_id")
+        # The verdict per container, so a view shows this judgement rather than its own.
+        row["status"], row["why"] = row_status.value, why
     data = {
         "engine_version": session.engine.get("Version"),
         "api_version": session.engine.get("ApiVersion"),

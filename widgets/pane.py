@@ -21,8 +21,8 @@ from widgets.store import Reading, ResultStore
 
 STATES = ("ok", "warn", "fail", "error", "stale")
 # Rich styles for the dot in front of a row; NO_COLOR strips them, the words stay.
-DOT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "error": "bold magenta", "stale": "dim"}
-DOT = {"ok": "●", "warn": "▲", "fail": "✖", "error": "✖", "stale": "○"}
+DOT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "error": "bold magenta", "stale": "dim", "idle": "dim"}
+DOT = {"ok": "●", "warn": "▲", "fail": "✖", "error": "✖", "stale": "○", "idle": "◌"}
 
 
 def dot(state: str) -> Text:

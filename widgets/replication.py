@@ -44,13 +44,15 @@ class ReplicationPane(Pane):
         for replica in data.get("replicas") or ():
             name = replica_name(replica)
             state = "stale" if reading.stale else self.replica_state(replica)
-            line = dot(state) + Text(name, style="bold")
+            # Seen from the primary: `primary → replica1`, unlike the replica's own row below.
+            line = dot(state) + Text(f"{result.target} → {name}", style="bold")
             if reading.stale:
                 line.append(f" {reading.staleness}", style="italic")
             line.append(f" {replica.get('state') or '?'}")
             line.append(f" {format_bytes(replica.get('lag_bytes'))}")
             lag_s = replica.get("replay_lag_s")
-            line.append(f" {lag_s:.1f}s" if lag_s is not None else " -s")
+            if lag_s is not None:  # NULL while no WAL flows: nothing to replay, nothing to show
+                line.append(f" {lag_s:.1f}s")
             rows.append((f"{result.target}-{name}", line, self.store.values((*result.key, name, "lag_bytes"))))
         for name in data.get("missing") or ():
             line = dot("fail") + Text(name, style="bold") + Text("  not connected", style="bold red")

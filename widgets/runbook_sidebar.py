@@ -6,16 +6,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 BUNDLED = Path(__file__).resolve().parent.parent / "runbooks"
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "major": "red", "medium": "yellow", "warning": "yellow"}
 SEVERITY_ORDER = {"critical": 0, "high": 1, "major": 1, "medium": 2, "warning": 2, "low": 3, "info": 4}
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", re.S)
 
@@ -80,7 +83,10 @@ def _with_triggers(entry: RunbookEntry) -> Any:
 
 
 class RunbookSidebar(Vertical):
-    """Lists runbooks; Enter on one posts `RunbookSidebar.Opened(runbook_id)`."""
+    """Lists runbooks; Enter on one posts `RunbookSidebar.Opened(runbook_id)`; `/` filters."""
+
+    WIDTH = 28
+    BINDINGS: ClassVar[list[Binding]] = [Binding("slash", "filter", "Filter", id="runbooks.filter")]
 
     DEFAULT_CSS = """
     RunbookSidebar { width: 28; border: round $secondary; border-title-style: bold; }
@@ -114,13 +120,23 @@ class RunbookSidebar(Vertical):
     def _options(self) -> list[Option]:
         words = self.filter_text.lower().split()
         shown = [e for e in self.entries if all(w in f"{e.id} {e.title} {e.severity} {e.tags}".lower() for w in words)]
+        # Suggested first (the readings match their triggers), then by severity as found.
+        shown.sort(key=lambda e: e.id not in self.suggested)
         return [Option(self._prompt(entry), id=entry.id) for entry in shown]
 
     def _prompt(self, entry: RunbookEntry) -> Text:
-        # Text, not a markup string: titles may contain brackets.
+        """One line per runbook: a mark (▶ suggested, else the severity's), the title without
+        its parenthesised gloss, cut to the sidebar's width; the full title is in the checklist."""
         if entry.id in self.suggested:
-            return Text.assemble(("▶ ", "bold yellow"), (entry.title, "bold"), ("  suggested", "yellow"))
-        return Text.assemble(entry.title, (f"  {entry.severity}" if entry.severity else "", "dim"))
+            mark = ("▶ ", "bold yellow")
+        else:
+            mark = ("● ", SEVERITY_STYLE.get(entry.severity.lower(), "dim"))
+        title = entry.title.split(" (", 1)[0]
+        room = max(8, (self.content_region.width or self.WIDTH) - 3)
+        if len(title) > room:
+            title = title[: room - 1] + "…"
+        # Text, not a markup string: titles may contain brackets.
+        return Text.assemble(mark, (title, "bold" if entry.id in self.suggested else ""))
 
     def _rebuild(self) -> None:
         found = self.query(OptionList)
@@ -139,8 +155,27 @@ class RunbookSidebar(Vertical):
         self._rebuild()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the filter opens the first match (`/lock⏎`); with no match, stays put."""
         event.stop()
-        self.query_one(OptionList).focus()
+        options = self.query_one(OptionList)
+        if options.option_count:
+            options.highlighted = 0
+            options.focus()
+            first = options.get_option_at_index(0)
+            if first.id and self.filter_text.strip():
+                self.post_message(self.Opened(first.id))
+
+    def action_filter(self) -> None:
+        self.display = True
+        self.query_one(Input).focus()
+
+    def key_escape(self, event: events.Key) -> None:
+        """Esc in the filter clears it and goes back to the list."""
+        filter_input = self.query_one(Input)
+        if filter_input.has_focus and filter_input.value:
+            event.stop()
+            filter_input.value = ""
+            self.query_one(OptionList).focus()
 
     def suggest(self, results: Iterable[Any]) -> None:
         """Highlight the runbooks whose `triggers` match current ProbeResults."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
-from widgets.pane import Pane, dot, headline
+from widgets.pane import DOT_STYLE, Pane, dot, headline
 from widgets.store import Reading, format_bytes, worst_state
 
 
@@ -26,15 +26,13 @@ def endpoint_line(reading: Reading, p95: float | None) -> Text:
     return line
 
 
-def container_state(container: dict[str, Any], thresholds: dict[str, float]) -> str:
-    if container.get("state") != "running" or container.get("health") == "unhealthy":
-        return "fail"
-    restarts = container.get("restart_count") or 0
-    if restarts >= thresholds.get("restarts_fail", 3):
-        return "fail"
-    if restarts >= thresholds.get("restarts_warn", 1) or container.get("health") == "starting":
-        return "warn"
-    return "ok"
+def container_state(container: dict[str, Any]) -> str:
+    """The probe's verdict on one container; one that is not running and not failing (created,
+    exited with 0) is shown as idle, not as a fault."""
+    status = str(container.get("status") or "ok")
+    if status == "ok" and container.get("state") != "running":
+        return "idle"
+    return status
 
 
 def container_line(container: dict[str, Any], state: str) -> Text:
@@ -47,6 +45,8 @@ def container_line(container: dict[str, Any], state: str) -> Text:
         line.append(f"  {container['cpu_pct']:.0f}%", style="dim")
     if container.get("mem_bytes") is not None:
         line.append(f" {format_bytes(container['mem_bytes'])}", style="dim")
+    if container.get("why") and state in ("warn", "fail"):
+        line.append(f"  {container['why']}", style=DOT_STYLE[state])
     return line
 
 
@@ -66,7 +66,6 @@ class ServicesPane(Pane):
             p95 = self.store.percentile(reading.result.key, 95)
             lines[f"http-{reading.result.target}"] = endpoint_line(reading, p95)
             states.append(reading.state)
-        limits = self.thresholds.of("containers")
         for reading in self.store.readings("containers"):
             states.append(reading.state)
             containers = reading.result.data.get("containers") or []
@@ -77,7 +76,7 @@ class ServicesPane(Pane):
                     f"{reading.result.target}  {reading.staleness}", style="italic"
                 )
             for container in containers:
-                state = "stale" if reading.stale else container_state(container, limits)
+                state = "stale" if reading.stale else container_state(container)
                 lines[f"ctr-{container.get('name')}"] = container_line(container, state)
         # One block of lines: they change together every refresh (latencies), and one widget
         # redraws faster than one per line.

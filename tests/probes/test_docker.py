@@ -108,6 +108,9 @@ async def test_unhealthy_container_fails_and_is_named(pool: Containers) -> None:
     assert result.value == 1
     assert row(result, bad)["health"] == "unhealthy"
     assert row(result, good)["health"] is None  # no health check: not counted against it
+    # Each row carries the probe's own verdict, so views need not judge containers again.
+    assert (row(result, bad)["status"], row(result, bad)["why"]) == ("fail", "unhealthy")
+    assert (row(result, good)["status"], row(result, good)["why"]) == ("ok", "")
 
 
 @pytest.mark.docker
@@ -190,6 +193,9 @@ async def test_sandbox_component_crashloop_scenario(docker_url: str, tmp_path: P
         assert all(n.startswith(component.prefix) for n in names)
         fresh = await read_until(docker_url, names, lambda r: r.status is Status.OK, within=10)
         assert fresh.status is Status.OK, fresh.summary
+        # The crash-loop container exists from the start, created but not started: not a fault.
+        created = row(fresh, component.container_name("batch"))
+        assert (created["state"], created["status"]) == ("created", "ok"), created
 
         await component.inject("container-crashloop")
         crasher, sick = component.container_name("batch"), component.container_name("worker")
@@ -200,6 +206,7 @@ async def test_sandbox_component_crashloop_scenario(docker_url: str, tmp_path: P
         broken = await read_until(docker_url, names, drill)
         assert broken.status is Status.FAIL and drill(broken), broken.summary
         assert row(broken, sick)["health"] == "unhealthy"
+        assert row(broken, sick)["status"] == row(broken, crasher)["status"] == "fail"
 
         await component.heal("container-crashloop")
         healed = await read_until(docker_url, names, lambda r: r.status is Status.OK, within=10)

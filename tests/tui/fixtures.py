@@ -67,8 +67,9 @@ def incident_results(ts: float = NOW) -> list[ProbeResult]:
         session(b["pid"], "active", b["wait_s"], b["query"], "transactionid") for b in blocked
     ]
     containers = [
-        {"name": "web", "id": "a1", "image": "busybox", "state": "running", "health": "healthy", "restart_count": 0, "exit_code": 0, "oom_killed": False, "uptime_s": 3600, "cpu_pct": 2.5, "mem_bytes": 12_000_000, "mem_limit": 512_000_000, "mem_pct": 2.3},
-        {"name": "worker", "id": "b2", "image": "busybox", "state": "restarting", "health": None, "restart_count": 4, "exit_code": 1, "oom_killed": False, "uptime_s": 2, "cpu_pct": 0.0, "mem_bytes": 1_000_000, "mem_limit": 512_000_000, "mem_pct": 0.2},
+        {"name": "web", "id": "a1", "image": "busybox", "state": "running", "health": "healthy", "restart_count": 0, "exit_code": 0, "oom_killed": False, "uptime_s": 3600, "cpu_pct": 2.5, "mem_bytes": 12_000_000, "mem_limit": 512_000_000, "mem_pct": 2.3, "status": "ok", "why": ""},
+        {"name": "worker", "id": "b2", "image": "busybox", "state": "restarting", "health": None, "restart_count": 4, "exit_code": 1, "oom_killed": False, "uptime_s": 2, "cpu_pct": 0.0, "mem_bytes": 1_000_000, "mem_limit": 512_000_000, "mem_pct": 0.2, "status": "fail", "why": "restarting (restarts 4, last exit 1)"},
+        {"name": "migrate", "id": "c3", "image": "busybox", "state": "created", "health": None, "restart_count": 0, "exit_code": None, "oom_killed": False, "uptime_s": None, "cpu_pct": None, "mem_bytes": None, "mem_limit": None, "mem_pct": None, "status": "ok", "why": ""},
     ]
     return [
         r("api", "http", "http", "ok", "api: 200 in 35ms", 35.0, ts, status_code=200, url="http://127.0.0.1:58080/health", method="GET", latency_ms=35.0, phases={"connect_ms": 0.4, "tls_ms": None, "ttfb_ms": 34.0, "total_ms": 35.0}, json_ok=None),

@@ -10,16 +10,18 @@ from typing import Any
 
 from rich.console import Console
 from textual import events
+from textual.widgets import OptionList
 
 from probes.result import ProbeResult, Status
 from tests.tui import fixtures
-from tests.tui.conftest import incident_app
+from tests.tui.conftest import incident_app, main_screen_settled
 from tui.app import WarroomApp, make_app
 from tui.scheduler import FixedSource, LiveSource
 from tui.screens.details import LocksDetail
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from widgets.pane import Pane
+from widgets.runbook_sidebar import RunbookSidebar
 
 
 def screen_text(app: WarroomApp) -> str:
@@ -32,7 +34,7 @@ def screen_text(app: WarroomApp) -> str:
 async def test_number_keys_and_tab_move_between_panes() -> None:
     app = incident_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         await pilot.press("3")
         assert app.focused is not None and app.focused.id == "locks"
         await pilot.press("tab")
@@ -44,7 +46,7 @@ async def test_number_keys_and_tab_move_between_panes() -> None:
 async def test_enter_drills_down_and_escape_returns() -> None:
     app = incident_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         await pilot.press("3", "enter")
         await pilot.pause()
         assert isinstance(app.screen, LocksDetail)
@@ -59,7 +61,7 @@ async def test_enter_drills_down_and_escape_returns() -> None:
 async def test_every_pane_opens_its_drill_down() -> None:
     app = incident_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         for number in "123456":
             await pilot.press(number, "enter")
             await pilot.pause()
@@ -71,7 +73,7 @@ async def test_every_pane_opens_its_drill_down() -> None:
 async def test_help_lists_every_binding_and_closes() -> None:
     app = incident_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         ids = {row[2] for row in app.screen.rows}
@@ -83,7 +85,7 @@ async def test_help_lists_every_binding_and_closes() -> None:
 async def test_pane_states_and_header_counts() -> None:
     app = incident_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         states = {pane.id: pane.state for pane in app.screen.query(Pane)}
         assert states == {
             "services": "fail", "connections": "warn", "locks": "fail",
@@ -103,7 +105,7 @@ async def test_target_that_times_out_shows_stale_with_last_good_reading() -> Non
     source = fixtures.incident_source()
     app = make_app(fixtures.environment(), source=source, clock=lambda: later)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         source.push(_timeouts("primary", ["connections", "locks", "replication"], later))
         await pilot.pause()
         locks = app.screen.query_one("#locks", Pane)
@@ -118,7 +120,7 @@ async def test_error_without_any_good_reading_is_error_not_stale() -> None:
     source = FixedSource(_timeouts("primary", ["locks"], fixtures.NOW))
     app = make_app(fixtures.environment(), source=source, clock=fixtures.clock)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         assert app.screen.query_one("#locks", Pane).state == "error"
         assert "primary: timed out after 1s" in screen_text(app)
 
@@ -176,7 +178,7 @@ async def test_live_source_times_out_a_collector_that_ignores_its_timeout() -> N
 async def test_keymap_from_config_remaps_a_binding() -> None:
     app = incident_app(keymap={"app.help": "h"})
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         await pilot.press("h")
         assert isinstance(app.screen, HelpScreen)
 
@@ -185,11 +187,13 @@ async def test_runbook_sidebar_lists_and_opens_runbooks(tmp_path: Path) -> None:
     (tmp_path / "disk-full.md").write_text("---\nid: disk-full\ntitle: Disk full\nseverity: critical\n---\n# Steps\n1. check df\n")
     app = incident_app(runbook_dirs=[tmp_path])
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         assert any(e.id == "disk-full" for e in app.runbooks)
         await pilot.press("r")
-        index = [e.id for e in app.runbooks].index("disk-full")
-        for _ in range(index):
+        options = app.screen.query_one("#sidebar OptionList", OptionList)
+        assert app.focused is options
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        for _ in range(ids.index("disk-full")):
             await pilot.press("down")
         await pilot.press("enter")
         await pilot.pause()
@@ -199,11 +203,33 @@ async def test_runbook_sidebar_lists_and_opens_runbooks(tmp_path: Path) -> None:
         assert isinstance(app.screen, MainScreen)
 
 
+async def test_slash_filters_runbooks_and_enter_opens_the_first_match() -> None:
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await main_screen_settled(pilot)  # the sidebar mounts with the first readings
+        options = app.screen.query_one("#sidebar OptionList", OptionList)
+        # The incident's readings match some runbooks' triggers: those come first, marked.
+        sidebar = app.screen.query_one("#sidebar", RunbookSidebar)
+        assert "lock-contention" in sidebar.suggested
+        first = [options.get_option_at_index(i).id for i in range(len(sidebar.suggested))]
+        assert set(first) == set(sidebar.suggested)
+        assert str(options.get_option_at_index(0).prompt).startswith("▶ ")
+        await pilot.press("slash", *"replication", "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunbookScreen"
+        assert "Replication lag" in screen_text(app)
+        await pilot.press("escape")
+        # The filter stays as typed; Esc in it clears it.
+        await pilot.press("slash", "escape")
+        assert options.option_count == len(app.runbooks)
+
+
 async def test_compact_layout_keeps_every_pane_on_screen() -> None:
     app = incident_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         width, height = app.size
+        assert len(app.screen.query(Pane)) == 6
         for pane in app.screen.query(Pane):
             region = pane.region
             assert region.width >= 30 and region.height >= 5, pane.id
@@ -217,9 +243,11 @@ async def test_compact_layout_keeps_every_pane_on_screen() -> None:
 async def test_number_then_enter_typed_without_pause_opens_that_pane() -> None:
     app = incident_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await main_screen_settled(pilot)
         # Both keys queued at once, as a fast typist or a paste over SSH delivers them.
         app.post_message(events.Key("3", "3"))
         app.post_message(events.Key("enter", "\r"))
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, LocksDetail)
+        deadline = time.monotonic() + 3.0
+        while not isinstance(app.screen, LocksDetail) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert isinstance(app.screen, LocksDetail), app.screen

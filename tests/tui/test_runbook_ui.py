@@ -17,7 +17,7 @@ from runbooks.loader import find_runbook
 from runbooks.runner import Outcome, StepOutcome
 from tests.conftest import SandboxHandle
 from tests.tui import fixtures
-from tests.tui.conftest import incident_app
+from tests.tui.conftest import incident_app, main_screen_settled
 from tui.app import WarroomApp, make_app
 from tui.incident import IncidentLog, RunbookRun
 from tui.screens.confirm import ConfirmAction
@@ -256,6 +256,7 @@ def test_every_status_has_its_own_glyph() -> None:
 async def push(pilot: Any, screen: Any) -> None:
     """Push a runbook screen once the fixed readings are in, and let it settle."""
     await until(pilot, lambda: bool(pilot.app.store.latest), what="the fixed readings")
+    await main_screen_settled(pilot)
     await pilot.app.push_screen(screen)
     await pilot.pause()
     await pilot.pause()

@@ -109,11 +109,10 @@ class ServicesDetail(DetailScreen):
             )))
         fill_table(self.query_one("#endpoints", DataTable), rows)
         rows = []
-        limits = self.app.env.thresholds.of("containers")
         for reading in store.readings("containers"):
             for c in reading.result.data.get("containers") or ():
                 rows.append((f"{reading.result.target}/{c.get('name')}", (
-                    "stale" if reading.stale else container_state(c, limits), c.get("name", ""), c.get("image", ""),
+                    "stale" if reading.stale else container_state(c), c.get("name", ""), c.get("image", ""),
                     c.get("state", ""), c.get("health") or "-", num(c.get("restart_count"), "{}"),
                     num(c.get("exit_code"), "{}"), "yes" if c.get("oom_killed") else "no",
                     format_age(c.get("uptime_s")), num(c.get("cpu_pct"), "{:.1f}%"),

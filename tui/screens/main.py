@@ -67,12 +67,14 @@ class MainScreen(Screen[None]):
         ),
         Binding("r", "focus_runbooks", "Runbooks", id="runbooks.focus"),
         Binding("b", "toggle_sidebar", "Sidebar", show=False, id="runbooks.toggle"),
+        Binding("slash", "filter_runbooks", "Find runbook", show=False, id="runbooks.find"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self._dirty: set[str] = set()
         self._panes: list[Pane] = []  # empty until the first frame is on screen
+        self._pending_jump: str | None = None  # a number key typed before that
         self._sidebar: Any = None  # widgets.runbook_sidebar.RunbookSidebar, once mounted
         # The breakpoint classes Textual would add on the first resize, set up front: adding
         # them after the first layout restyles every widget and lays the screen out twice.
@@ -127,7 +129,8 @@ class MainScreen(Screen[None]):
         grid.remove_children()
         grid.mount_all(self._panes)
         if self.focused is None:
-            self.set_focus(self._panes[0])
+            wanted = next((p for p in self._panes if p.id == self._pending_jump), self._panes[0])
+            self.set_focus(wanted)
         self.set_timer(FILL_IN_S, self._fill_in, name="fill in")
         if self._dirty and self.is_current:
             self.call_after_refresh(self._flush)
@@ -189,8 +192,10 @@ class MainScreen(Screen[None]):
     def action_jump(self, name: str) -> None:
         # Synchronous (Widget.focus is deferred): "3" then Enter typed fast must open Locks.
         pane = next((p for p in self._panes if p.id == name), None)
-        if pane is not None:  # None only for a key typed before the first frame was drawn
+        if pane is not None:
             self.set_focus(pane)
+        else:  # typed before the panes replaced their stand-ins: focus it when they do
+            self._pending_jump = name
 
     def action_focus_runbooks(self) -> None:
         from textual.widgets import OptionList
@@ -204,6 +209,15 @@ class MainScreen(Screen[None]):
             sidebar.query_one(OptionList).focus()
         else:
             self.call_after_refresh(lambda: sidebar.query_one(OptionList).focus())
+
+    def action_filter_runbooks(self) -> None:
+        """`/` anywhere on the main screen: type part of a runbook's name, Enter opens it."""
+        mounted = self._sidebar is not None
+        self._fill_in()
+        if mounted:
+            self._sidebar.action_filter()
+        else:
+            self.call_after_refresh(self._sidebar.action_filter)
 
     def action_toggle_sidebar(self) -> None:
         self._fill_in()
