@@ -221,7 +221,9 @@ def replication(target: str, role: str, expect: tuple[str, ...], snap: dict[str,
 def _replica(target: str, role: str, snap: dict[str, Any], t: dict[str, float]) -> ProbeResult:
     gap = snap["receive_replay_gap_bytes"] or 0
     # With nothing left to replay the replica is current, however old the last transaction is.
-    delay = (snap["last_replay_age_s"] or 0.0) if gap > 0 else 0.0
+    # Behind but with no transaction replayed since it started, how far behind in time is
+    # unknown (None), never a false 0.
+    delay = snap["last_replay_age_s"] if gap > 0 else 0.0
     statuses = [grade(gap, t["lag_bytes_warn"], t["lag_bytes_fail"]), grade(delay, t["replay_lag_s_warn"], t["replay_lag_s_fail"])]
     notes = [f"replay {_secs(delay)} behind, {_bytes(gap)} received but not replayed"]
     if snap["replay_paused"]:
@@ -237,13 +239,14 @@ def _replica(target: str, role: str, snap: dict[str, Any], t: dict[str, float]) 
         "role": "replica",
         "is_in_recovery": True,
         "replay_paused": bool(snap["replay_paused"]),
-        "replay_delay_s": round(delay, 3),
+        "replay_delay_s": None if delay is None else round(delay, 3),
         "received_lsn": snap["received_lsn"],
         "replayed_lsn": snap["replayed_lsn"],
         "receive_replay_gap_bytes": gap,
         "receiver_status": snap["receiver_status"],
     }
-    return _result(target, "replication", worst(statuses), "; ".join(notes), round(delay, 3), data)
+    value = None if delay is None else round(delay, 3)
+    return _result(target, "replication", worst(statuses), "; ".join(notes), value, data)
 
 
 def _bytes(n: float) -> str:

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from probes.config import Environment
+from probes.registry import targets
 from tui.commands import WarroomCommands
 from tui.messages import JumpToPane, ProbesUpdated
 from tui.scheduler import LiveSource, ProbeSource
@@ -213,7 +214,7 @@ def make_app(
         refresh_s=refresh,
         read_only=read_only,
         runbooks=find_runbooks(runbook_dirs),
-        store=ResultStore(history=history, clock=clock),
+        store=ResultStore(history=history, clock=clock, order=[target.name for _kind, target in targets(env)]),
         start_runbook=runbook,
         guided=guided,
         resume=resume,

@@ -37,8 +37,8 @@ class ReplicationPane(Pane):
             return [(result.target, dot("error") + Text(result.summary), [])]
         if data.get("role") == "replica":
             line = headline(reading)
-            line.append(" paused" if data.get("replay_paused") else " replaying")
             line.append(f" delay {format_age(data.get('replay_delay_s'))}")
+            line.append(" paused" if data.get("replay_paused") else " replaying", style="bold" if data.get("replay_paused") else "dim")
             return [(result.target, line, self.store.values(result.key))]
         rows: list[tuple[str, Text, list[float]]] = []
         for replica in data.get("replicas") or ():
@@ -48,11 +48,12 @@ class ReplicationPane(Pane):
             line = dot(state) + Text(f"{result.target} → {name}", style="bold")
             if reading.stale:
                 line.append(f" {reading.staleness}", style="italic")
-            line.append(f" {replica.get('state') or '?'}")
+            # The lag first: on a narrow pane the end of the line is what gets cut.
             line.append(f" {format_bytes(replica.get('lag_bytes'))}")
             lag_s = replica.get("replay_lag_s")
             if lag_s is not None:  # NULL while no WAL flows: nothing to replay, nothing to show
                 line.append(f" {lag_s:.1f}s")
+            line.append(f" {replica.get('state') or '?'}", style="dim")
             rows.append((f"{result.target}-{name}", line, self.store.values((*result.key, name, "lag_bytes"))))
         for name in data.get("missing") or ():
             line = dot("fail") + Text(name, style="bold") + Text("  not connected", style="bold red")

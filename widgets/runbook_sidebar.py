@@ -132,7 +132,8 @@ class RunbookSidebar(Vertical):
         else:
             mark = ("● ", SEVERITY_STYLE.get(entry.severity.lower(), "dim"))
         title = entry.title.split(" (", 1)[0]
-        room = max(8, (self.content_region.width or self.WIDTH) - 3)
+        # Inside the border, less the two cells of the mark.
+        room = max(8, (self.content_region.width or self.WIDTH - 2) - 2)
         if len(title) > room:
             title = title[: room - 1] + "…"
         # Text, not a markup string: titles may contain brackets.

@@ -94,8 +94,11 @@ class ResultStore:
     sample counts. `clock` is injectable so ages are deterministic in tests.
     """
 
-    def __init__(self, *, history: int = HISTORY, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, history: int = HISTORY, clock: Callable[[], float] = time.time, order: Iterable[str] = ()) -> None:
         self.history_size = history
+        # Targets listed in this order (the config's: primary before replica), whatever
+        # order their readings arrive in; others after them, in arrival order.
+        self._rank = {name: i for i, name in enumerate(order)}
         self.clock = clock
         self.latest: dict[Key, ProbeResult] = {}
         self.last_good: dict[Key, ProbeResult] = {}
@@ -142,7 +145,8 @@ class ResultStore:
         return Reading(latest, latest, False, self.clock() - latest.timestamp)
 
     def readings(self, probe: str) -> list[Reading]:
-        found = (self.reading(key) for key in self.latest if key[2] == probe)
+        keys = sorted((key for key in self.latest if key[2] == probe), key=lambda k: self._rank.get(k[1], len(self._rank)))
+        found = (self.reading(key) for key in keys)
         return [r for r in found if r is not None]
 
     def points(self, key: SeriesKey) -> list[tuple[float, float]]:

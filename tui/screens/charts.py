@@ -63,13 +63,14 @@ class ReplicationDetail(ChartDetail):
         for reading in store.readings("replication"):
             result = reading.result
             if result.data.get("role") == "replica":
-                by_time.append((result.target, store.points(result.key)))
+                by_time.append((f"{result.target} (own replay delay)", store.points(result.key)))
                 rows.append((result.target, (result.target, "(this replica)", "", "paused" if result.data.get("replay_paused") else "replaying", "", format_bytes(result.data.get("receive_replay_gap_bytes")), format_age(result.data.get("replay_delay_s")))))
                 continue
             for replica in result.data.get("replicas") or ():
                 name = replica_name(replica)
-                by_bytes.append((name, [(t, v / 1024 / 1024) for t, v in store.points((*result.key, name, "lag_bytes"))]))
-                by_time.append((name, store.points((*result.key, name, "replay_lag_s"))))
+                label = f"{result.target} → {name}"  # seen from the primary
+                by_bytes.append((label, [(t, v / 1024 / 1024) for t, v in store.points((*result.key, name, "lag_bytes"))]))
+                by_time.append((label, store.points((*result.key, name, "replay_lag_s"))))
                 rows.append((f"{result.target}/{name}", (result.target, name, replica.get("client_addr") or "", replica.get("state") or "", replica.get("sync_state") or "", format_bytes(replica.get("lag_bytes")), num(replica.get("replay_lag_s"), "{:.1f}s"))))
             for name in result.data.get("missing") or ():
                 rows.append((f"{result.target}/{name}", (result.target, name, "", "NOT CONNECTED", "", "-", "-")))

@@ -67,7 +67,7 @@ class MainScreen(Screen[None]):
         ),
         Binding("r", "focus_runbooks", "Runbooks", id="runbooks.focus"),
         Binding("b", "toggle_sidebar", "Sidebar", show=False, id="runbooks.toggle"),
-        Binding("slash", "filter_runbooks", "Find runbook", show=False, id="runbooks.find"),
+        Binding("slash", "filter_runbooks", "Find runbook", id="runbooks.find"),
     ]
 
     def __init__(self) -> None:

@@ -1,0 +1,38 @@
+"""The readings store behind the panes: bounded history, display order, stale readings."""
+
+from __future__ import annotations
+
+from probes.result import ProbeResult, Status, error_result
+from widgets.store import ResultStore
+
+
+def reading(target: str, value: float, ts: float, probe: str = "replication") -> ProbeResult:
+    return ProbeResult(target, "postgres", probe, Status.OK, f"{target} {value}", value=value, timestamp=ts)
+
+
+def test_history_is_bounded_however_long_the_cockpit_runs() -> None:
+    store = ResultStore(history=50, clock=lambda: 10_000.0)
+    for i in range(5_000):
+        store.add([reading("primary", float(i), float(i))])
+    values = store.values(("postgres", "primary", "replication"))
+    assert len(values) == 50 and values[0] == 4_950.0 and values[-1] == 4_999.0
+
+
+def test_readings_follow_the_configured_order_not_arrival() -> None:
+    store = ResultStore(order=["primary", "replica"])
+    store.add([reading("replica", 1.0, 1.0), reading("unlisted", 3.0, 1.0), reading("primary", 2.0, 1.0)])
+    assert [r.result.target for r in store.readings("replication")] == ["primary", "replica", "unlisted"]
+
+
+def test_an_error_after_good_readings_is_shown_stale_with_the_last_good_value() -> None:
+    now = [100.0]
+    store = ResultStore(clock=lambda: now[0])
+    store.add([reading("primary", 5.0, 100.0)])
+    now[0] = 112.0
+    store.add([error_result("primary", "postgres", "replication", "primary: timed out after 2s", timeout=True)])
+    (found,) = store.readings("replication")
+    assert found.stale and found.state == "stale"
+    assert found.result.value == 5.0  # the last good reading, not the error
+    assert "12s" in found.staleness
+    # The error is not history: the series holds only real readings.
+    assert store.values(("postgres", "primary", "replication")) == [5.0]
