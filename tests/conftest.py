@@ -56,6 +56,23 @@ class SandboxHandle:
             raise AssertionError(f"sandbox {action} {scenario} failed:\n{result.stdout}{result.stderr}")
         return result.stdout
 
+    async def backend_alive(self, pid: int, target: str = "primary") -> bool:
+        """Whether a backend still exists; termination is asynchronous, so a killed one gets
+        up to two seconds to go."""
+        import asyncio
+
+        import psycopg
+
+        dsn = self.env.postgres_named(target).dsn
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            for _ in range(40):
+                cursor = await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                row = await cursor.fetchone()
+                if row is not None and row[0] == 0:
+                    return False
+                await asyncio.sleep(0.05)
+        return True
+
     def inject(self, scenario: str) -> str:
         return self._control("inject", scenario)
 

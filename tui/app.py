@@ -66,6 +66,12 @@ class WarroomApp(App[int]):
         resume: bool = False,
     ) -> None:
         super().__init__()
+        if self.no_color:
+            # NO_COLOR: Textual would only turn colours to greys; strip them instead. Every
+            # state also reads from its mark's shape and its word (● ▲ ✖ ○, "fail").
+            from textual.filter import Monochrome, NoColor
+
+            self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
         self.env = env
         self.source = source
         self.refresh_s = refresh_s

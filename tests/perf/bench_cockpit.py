@@ -95,6 +95,20 @@ class Terminal:
             time.sleep(0.002)
         return None
 
+    def send_and_wait(self, keys: bytes, pattern: bytes, timeout: float = 5) -> float | None:
+        """Seconds from writing `keys` until `pattern` shows in what is written after them."""
+        regex = re.compile(pattern)
+        with self._lock:
+            offset = len(self.text)
+        sent = time.perf_counter()
+        os.write(self.master, keys)
+        while time.perf_counter() < sent + timeout:
+            with self._lock:
+                if regex.search(self.text, offset):
+                    return self.chunks[-1][0] - sent
+            time.sleep(0.001)
+        return None
+
     def bytes_between(self, start: float, end: float) -> int:
         with self._lock:
             return sum(len(data) for t, data in self.chunks if start <= t < end)
@@ -149,6 +163,41 @@ def steady_state(argv: list[str], seconds: float) -> dict[str, float | None]:
     term.close()
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / (t1 - t0)
     return {"first_data_s": first_data, "cpu": cpu, "bytes_per_s": written / (t1 - t0), "rss_mb": rss / 1024 / 1024}
+
+
+def keys_with_primary_stopped(argv: list[str], sandbox_dir: Path, presses: int = 10) -> tuple[list[float], bool]:
+    """Key response times (`?` until the help screen shows) while the sandbox's primary and
+    all its processes are stopped with SIGSTOP, and whether its panes showed the timeout."""
+    import json
+
+    import psutil
+
+    pid = json.loads((sandbox_dir / "sandbox.json").read_text())["pids"]["primary"]
+    term = Terminal(argv)
+    term.wait_for(rb"last \d\d:\d\d:\d\d", timeout=15)
+    time.sleep(2)
+    root = psutil.Process(pid)
+    stopped = [root, *root.children(recursive=True)]
+    times: list[float] = []
+    try:
+        for process in stopped:
+            process.send_signal(signal.SIGSTOP)
+        # A probe of the primary is now in flight and hangs until its timeout.
+        time.sleep(0.5)
+        for _ in range(presses):
+            elapsed = term.send_and_wait(b"?", rb"Keys \(Escape closes\)")
+            times.append(elapsed if elapsed is not None else float("inf"))
+            term.send_and_wait(b"\x1b", rb"Services")
+            time.sleep(0.2)
+        timed_out = term.send_and_wait(b"", rb"timeout|timed out", timeout=10) is not None
+    finally:
+        for process in stopped:
+            try:
+                process.send_signal(signal.SIGCONT)
+            except psutil.NoSuchProcess:
+                pass
+        term.close()
+    return times, timed_out
 
 
 async def _postgres_cost(config: Path, seconds: float) -> dict[str, tuple[float, float, str]]:
@@ -286,6 +335,12 @@ def main() -> int:
         row("idle CPU (one core)", f"{steady['cpu']:.1%}", "< 3%", steady["cpu"] < 0.03)  # type: ignore[operator]
         row("output to the terminal", f"{steady['bytes_per_s'] / 1024:.2f} KB/s", "< 5 KB/s", steady["bytes_per_s"] < 5 * 1024)  # type: ignore[operator]
         row("resident memory", f"{steady['rss_mb']:.0f} MB", "< 150 MB", steady["rss_mb"] < 150)  # type: ignore[operator]
+        if config is not None and (config.parent / "sandbox.json").exists():
+            times, timed_out = keys_with_primary_stopped(argv, config.parent)
+            worst = max(times)
+            row("key response, primary stopped (worst)", f"{worst * 1000:.0f} ms", "< 100 ms", worst < 0.1)
+            print(f"  ({len(times)} presses of `?` while the primary is SIGSTOPped, median {statistics.median(times) * 1000:.0f} ms; "
+                  f"primary panes showed the timeout: {'yes' if timed_out else 'NO'})")
         if config is not None:
             import asyncio
 

@@ -206,7 +206,9 @@ async def test_sandbox_component_crashloop_scenario(docker_url: str, tmp_path: P
         broken = await read_until(docker_url, names, drill)
         assert broken.status is Status.FAIL and drill(broken), broken.summary
         assert row(broken, sick)["health"] == "unhealthy"
-        assert row(broken, sick)["status"] == row(broken, crasher)["status"] == "fail"
+        assert row(broken, sick)["status"] == "fail"
+        # One restart is a warning; a few in a row make it a crash loop (the thresholds).
+        assert row(broken, crasher)["status"] in ("warn", "fail"), row(broken, crasher)
 
         await component.heal("container-crashloop")
         healed = await read_until(docker_url, names, lambda r: r.status is Status.OK, within=10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -48,17 +47,6 @@ async def victim(sandbox: SandboxHandle) -> AsyncIterator[tuple[psycopg.AsyncCon
     await conn.close()
 
 
-async def _alive(sandbox: SandboxHandle, pid: int) -> bool:
-    dsn = sandbox.env.postgres_named("primary").dsn
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
-        for _ in range(20):  # termination is asynchronous: give a killed backend time to go
-            row = await (await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone()
-            if row[0] == 0:
-                return False
-            await asyncio.sleep(0.05)
-    return True
-
-
 def _killer() -> Runbook:
     rb, problems = parse_runbook(KILLER, "killer.md")
     assert rb is not None, problems
@@ -79,7 +67,7 @@ async def test_headless_and_read_only_runs_leave_the_backend_alive(sandbox: Sand
     (tmp_path / "killer.md").write_text(KILLER)
     cli = warroom("runbook", "run", str(tmp_path / "killer.md"), "--config", str(sandbox.config_path), "--read-only")
     assert "refused" in cli.stdout, cli.stdout + cli.stderr
-    assert await _alive(sandbox, pid)
+    assert await sandbox.backend_alive(pid)
     await conn.execute("SELECT 1")  # the victim's own session still works
 
 
@@ -95,7 +83,7 @@ async def test_declined_or_read_only_action_is_not_run_and_is_journaled(sandbox:
     assert declined.status == Outcome.REFUSED and "declined" in declined.summary
     read_only = await execute_action(step, sandbox.env, context=context, confirmed=True, read_only=True)
     assert read_only.status == Outcome.REFUSED and "read-only" in read_only.summary
-    assert await _alive(sandbox, pid)
+    assert await sandbox.backend_alive(pid)
     await conn.execute("SELECT 1")
     kinds = [e.kind for e in journal.events(context.incident_id)]
     assert kinds == ["probe", "action-declined", "action-declined"]
@@ -113,7 +101,7 @@ async def test_confirmed_action_terminates_the_backend(sandbox: SandboxHandle, v
     done = await execute_action(rb.step("disguised"), sandbox.env, context=context, confirmed=True, read_only=False)
     assert done.status == Outcome.PASS, done.summary
     assert f"terminate backend pid {pid}" in done.summary
-    assert not await _alive(sandbox, pid)
+    assert not await sandbox.backend_alive(pid)
     with pytest.raises(psycopg.OperationalError):
         await conn.execute("SELECT 1")
     events = journal.events(context.incident_id)

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 
 from probes.config import PostgresTarget
@@ -40,17 +39,6 @@ async def until(pilot: Any, check: Callable[[], bool], timeout: float = 15.0, wh
 
 def settled(run: RunbookRun, step_id: str) -> Callable[[], bool]:
     return lambda: run.states[step_id].status not in ("pending", "running")
-
-
-async def backend_alive(sandbox: SandboxHandle, pid: int) -> bool:
-    dsn = sandbox.env.postgres_named("primary").dsn
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
-        for _ in range(40):  # termination is asynchronous: give a killed backend time to go
-            row = await (await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone()
-            if row[0] == 0:
-                return False
-            await asyncio.sleep(0.05)
-    return True
 
 
 def holder_pid(message: str) -> int:
@@ -96,11 +84,11 @@ async def test_guided_lock_contention_terminates_the_blocker_after_confirmation(
             assert isinstance(dialog, ConfirmAction)
             assert dialog.what.startswith(f"terminate backend pid {pid} on primary (127.0.0.1:")
             assert app.focused is not None and app.focused.id == "cancel"  # a stray Enter declines
-            assert await backend_alive(sandbox, pid)  # nothing happens before the answer
+            assert await sandbox.backend_alive(pid)  # nothing happens before the answer
             await pilot.press("tab", "enter")  # to "Run action", press it
             await until(pilot, settled(run, "terminate-blocker"), what="the action")
             assert run.states["terminate-blocker"].status == "pass", run.states["terminate-blocker"].summary
-            assert not await backend_alive(sandbox, pid)
+            assert not await sandbox.backend_alive(pid)
             await pilot.press("enter")
             assert screen.current_step().id == "verify"
             await until(pilot, settled(run, "verify"), what="verify")
@@ -136,7 +124,7 @@ async def test_declining_the_confirmation_leaves_the_backend_alive(sandbox: Sand
             await pilot.press("enter")  # focus is on Cancel
             await until(pilot, lambda: run.states["terminate-blocker"].status == "refused", what="the refusal")
             assert "declined" in run.states["terminate-blocker"].summary
-            assert await backend_alive(sandbox, pid)
+            assert await sandbox.backend_alive(pid)
             events = journal_events(app)
     assert ("action-declined", "terminate-blocker") in [(e.kind, e.step_id) for e in events]
 
@@ -162,7 +150,7 @@ async def test_read_only_refuses_actions_without_a_dialog(sandbox: SandboxHandle
             assert not isinstance(app.screen, ConfirmAction)
             assert "read-only" in run.states["terminate-blocker"].summary
             assert any("read-only: actions disabled" in str(n.message) for n in app._notifications)
-            assert await backend_alive(sandbox, pid)
+            assert await sandbox.backend_alive(pid)
 
 
 # --- without the sandbox -----------------------------------------------------------------------
