@@ -20,6 +20,13 @@ PROBES = ("containers",)
 # Bounds per refresh: a host running hundreds of containers must not cost hundreds of calls.
 MAX_CONTAINERS = 100
 MAX_STATS = 24
+# What changes little is asked for less often than the listing (one call per refresh): a
+# container's inspect data when the listing shows no change in its state or health, and the
+# CPU/memory figures. A cockpit refreshing every second then makes ~2 calls a second, not
+# 1 + 2 per container. A container that restarts, is unhealthy, or whose state or health
+# changed is inspected at every refresh.
+INSPECT_EVERY_S = 5.0
+STATS_EVERY_S = 5.0
 # The engine's stats collector samples once a second; after the first stats answer the others
 # may take this much longer (see _add_stats).
 COLLECTOR_TICK_S = 1.0
@@ -47,6 +54,13 @@ class Session:
         self.cpu_samples: dict[str, tuple[int, int]] = {}
         # container id -> last non-zero exit code; the engine resets ExitCode when it restarts one
         self.exit_codes: dict[str, int] = {}
+        # container id -> (what the listing said, inspect data, monotonic time it was fetched)
+        self.inspected: dict[str, tuple[tuple[str, str], dict[str, Any], float]] = {}
+        # container id -> the stats figures of the last stats round, and when that round was
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.stats_at: float | None = None
+        self.inspect_every_s = INSPECT_EVERY_S
+        self.stats_every_s = STATS_EVERY_S
 
     def connect(self, timeout: float) -> Any:
         """The client, created on first use (in a worker thread: creating it asks the engine)."""
@@ -229,10 +243,10 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
         wanted = list(target.containers) or sorted(names)
         missing = [n for n in wanted if n not in names]
         chosen = [names[n] for n in wanted if n in names][:MAX_CONTAINERS]
-        inspected = await asyncio.gather(*(call(api.inspect_container, cid) for cid in chosen), return_exceptions=True)
+        inspected = await _inspect(chosen, {c["Id"]: c for c in listing}, session, call)
         now = time.time()
         # A container removed between the listing and its inspection simply is not shown.
-        rows = [_container_row(i, session, now) for i in inspected if isinstance(i, dict)]
+        rows = [_container_row(i, session, now) for i in inspected if i is not None]
         await _add_stats(rows, session, call, deadline - loop.time() - 0.1)
 
     limits = thresholds.of("containers")
@@ -267,7 +281,56 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
     return [ProbeResult(target.name, KIND, "containers", status, summary, value=value, data=data)]
 
 
+def _listed_as(entry: dict[str, Any]) -> tuple[str, str]:
+    """State and health as the listing gives them (`Up 5 minutes (healthy)` -> healthy)."""
+    status = str(entry.get("Status") or "")
+    health = status[status.rfind("(") + 1 : -1] if status.endswith(")") and "(" in status else ""
+    return str(entry.get("State") or ""), health.removeprefix("health: ")
+
+
+async def _inspect(ids: list[str], listed: dict[str, dict[str, Any]], session: Session, call: Any) -> list[dict[str, Any] | None]:
+    """Inspect data per container: fresh when the listing shows a change in its state or
+    health, while it restarts or is not healthy, or when the last inspection is
+    `inspect_every_s` old; else the last one. A restart too quick for the listing to catch
+    shows within `inspect_every_s`."""
+    clock = time.monotonic()
+    seen = {cid: _listed_as(listed.get(cid) or {}) for cid in ids}
+    stale = [
+        cid for cid in ids
+        if (cached := session.inspected.get(cid)) is None
+        or cached[0] != seen[cid]
+        or seen[cid][0] == "restarting"
+        or seen[cid][1] not in ("", "healthy")
+        or clock - cached[2] >= session.inspect_every_s
+    ]
+    fetched = await asyncio.gather(*(call(session.client.api.inspect_container, cid) for cid in stale), return_exceptions=True)
+    for cid, found in zip(stale, fetched, strict=True):
+        if isinstance(found, dict):
+            session.inspected[cid] = (seen[cid], found, clock)
+        else:
+            session.inspected.pop(cid, None)  # removed meanwhile (or the engine failed it)
+    for cid in [c for c in session.inspected if c not in listed]:
+        del session.inspected[cid]
+    return [session.inspected[cid][1] if cid in session.inspected else None for cid in ids]
+
+
 async def _add_stats(rows: list[dict[str, Any]], session: Session, call: Any, budget: float) -> None:
+    """Figures from the last stats round while it is recent (`stats_every_s`), else a new round."""
+    clock = time.monotonic()
+    if session.stats_at is not None and clock - session.stats_at < session.stats_every_s:
+        for row in rows:
+            if row["state"] == "running":
+                row.update(session.figures.get(row["_full_id"], {}))
+        return
+    await _stats_round(rows, session, call, budget)
+    session.stats_at = clock
+    session.figures = {
+        r["_full_id"]: {k: r[k] for k in ("cpu_pct", "mem_bytes", "mem_limit", "mem_pct", "cpu_window_s")}
+        for r in rows if r["cpu_pct"] is not None or r["mem_bytes"] is not None
+    }
+
+
+async def _stats_round(rows: list[dict[str, Any]], session: Session, call: Any, budget: float) -> None:
     """CPU% and memory of running containers, concurrently; what does not fit the budget stays None.
 
     The engine's stats collector publishes once a second to every waiting request, so one round

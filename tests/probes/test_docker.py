@@ -86,10 +86,24 @@ async def test_healthy_container_reads_ok_with_its_figures(pool: Containers) -> 
         assert isinstance(c["cpu_pct"], float) and 0 <= c["cpu_pct"] < 100
         assert c["mem_limit"] == 64 * 1024 * 1024 and 0 < c["mem_bytes"] < c["mem_limit"]
         assert 0 < c["mem_pct"] < 100
-        # The second refresh reuses the client and measures CPU over the interval, not since start.
+        # Within a few seconds the next refresh asks only for the listing: the inspect data and
+        # figures of a healthy running container are reused.
+        def inspected_at() -> float:
+            (only,) = session.inspected.values()  # this test's one container
+            return only[2]
+
+        stats_at, first_inspect = session.stats_at, inspected_at()
+        again = row(await read(pool.url, name, session=session), name)
+        assert session.stats_at == stats_at and inspected_at() == first_inspect
+        assert (again["cpu_pct"], again["mem_bytes"], again["restart_count"]) == (c["cpu_pct"], c["mem_bytes"], 0)
+        assert again["uptime_s"] >= c["uptime_s"]  # computed from the start time, not cached
+        # Once they are due, the refresh reuses the client and measures CPU over the interval
+        # since the previous stats round, not since the container started.
         await asyncio.sleep(1.0)
+        session.stats_every_s = session.inspect_every_s = 0.5
         second = await read(pool.url, name, session=session)
         assert session.client is client
+        assert session.stats_at != stats_at and inspected_at() != first_inspect
         c2 = row(second, name)
         assert second.status is Status.OK and isinstance(c2["cpu_pct"], float)
         assert c2["cpu_window_s"] < c2["uptime_s"]

@@ -9,13 +9,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from runbooks.conditions import EvalError
 from runbooks.model import PROBE_KINDS, Step
 from tui.incident import RunbookRun
 from tui.screens.confirm import ConfirmAction, NoteDialog
 from widgets.checklist import Checklist, format_duration, format_time, status_text
+from widgets.key_bar import KeyBar
 
 if TYPE_CHECKING:
     from tui.app import WarroomApp
@@ -229,7 +230,7 @@ class ChecklistScreen(RunbookScreenBase):
         yield Static(id="live")
         yield Checklist(id="checklist")
         yield Static(id="detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()

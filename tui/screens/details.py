@@ -10,9 +10,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import DataTable, Label, Static
 
+from widgets.key_bar import KeyBar
 from widgets.locks import instance_label
 from widgets.services import container_state
 from widgets.store import format_age, format_bytes
@@ -63,18 +65,27 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label(f"{self.app.env.name} › {self.TITLE}   (Esc: back)", id="detail-title")
         yield from self.compose_body()
-        yield Footer()
+        yield KeyBar()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
     def on_mount(self) -> None:
-        self.refresh_view()
+        self.show_readings()
 
     def store_changed(self, probes: set[str]) -> None:
         # Readings may arrive between push and mount; on_mount then shows the newest.
         if self.is_mounted and probes & set(self.PROBES):
+            self.show_readings()
+
+    def show_readings(self, tries: int = 20) -> None:
+        """`refresh_view` once the body is there: widgets inside a container of the body are
+        mounted by that container, which a busy machine may do after this screen's Mount."""
+        try:
             self.refresh_view()
+        except NoMatches:
+            if tries:
+                self.call_after_refresh(self.show_readings, tries - 1)
 
     def refresh_view(self) -> None:
         raise NotImplementedError

@@ -9,13 +9,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Input, Label, Markdown, Static
+from textual.widgets import Input, Label, Markdown, Static
 
 from runbooks.conditions import EvalError
 from runbooks.model import PROBE_KINDS, Step
 from tui.incident import RunbookRun
 from tui.screens.checklist import READ_ONLY_REFUSAL, RunbookScreenBase, step_facts
 from widgets.checklist import format_duration, format_time, kind_text, status_text
+from widgets.key_bar import KeyBar
 
 # Entering a step re-runs its read when the last result is older than this: what the
 # operator sees on arrival is current, without re-running every time they page back and forth.
@@ -70,7 +71,7 @@ class GuidedScreen(RunbookScreenBase):
         yield Static(id="result")
         yield Static(id="next")
         yield Input(placeholder="n: note for this step (Enter saves, Esc leaves the note)", id="note")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()

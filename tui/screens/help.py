@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import Screen
 from textual.widgets import Static
 
 KeyRow = tuple[str, str, str]  # (key as shown, what it does, binding id)
 
 
-class HelpScreen(ModalScreen[None]):
-    """A modal list of keys; Escape, `?` or `q` closes it."""
+class HelpScreen(Screen[None]):
+    """The list of keys; Escape, `?` or `q` closes it.
+
+    A whole screen, not a modal over the cockpit: drawing the cockpit dimmed behind it cost
+    more than the rest of the screen, and `?` must answer at once even over a slow link."""
 
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape,question_mark,q", "dismiss", "Close help", id="help.close"),
@@ -35,15 +38,18 @@ class HelpScreen(ModalScreen[None]):
         self.rows = list(rows)
 
     def compose(self) -> ComposeResult:
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        table.add_column(style="dim")
+        # Plain aligned text (a Rich table re-measures every cell at each render).
+        key_width = max((len(key) for key, _, _ in self.rows), default=0)
+        what_width = max((len(what) for _, what, _ in self.rows), default=0)
+        text = Text(no_wrap=True, overflow="ellipsis")
         for key, description, binding_id in self.rows:
-            table.add_row(key, description, binding_id)
+            text.append(key.ljust(key_width + 2), style="bold")
+            text.append(description.ljust(what_width + 2))
+            text.append(binding_id + "\n", style="dim")
+        text.rstrip()
         with VerticalScroll() as scroll:
             scroll.border_title = "Keys (Escape closes)"
-            yield Static(table)
+            yield Static(text)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

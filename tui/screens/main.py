@@ -139,8 +139,7 @@ class MainScreen(Screen[None]):
         """Mount the runbook sidebar and the footer in place of their stand-ins."""
         if self._sidebar is not None:
             return
-        from textual.widgets import Footer
-
+        from widgets.key_bar import KeyBar
         from widgets.runbook_sidebar import RunbookSidebar
 
         self.query_one("#sidebar-slot").remove()
@@ -148,7 +147,7 @@ class MainScreen(Screen[None]):
         self._sidebar = RunbookSidebar(self.app.runbooks, id="sidebar")
         self.query_one("#body").mount(self._sidebar)
         # A footer shows its keys when the bindings change: tell it once it is mounted.
-        self.mount(Footer())
+        self.mount(KeyBar())
         self.call_after_refresh(self.refresh_bindings)
         self.call_after_refresh(self._suggest)
 
