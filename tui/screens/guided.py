@@ -48,7 +48,8 @@ class GuidedScreen(RunbookScreenBase):
     GuidedScreen #explain Markdown { margin: 0; padding: 0; }
     GuidedScreen #result { height: auto; max-height: 6; padding: 0 1; }
     GuidedScreen #next { height: 1; padding: 0 1; color: $text-muted; }
-    GuidedScreen #note { height: 3; }
+    GuidedScreen #note { height: 1; border: none; padding: 0 1; background: $boost; }
+    GuidedScreen #note:focus { background: $surface-lighten-1; }
     GuidedScreen.-short #result { max-height: 4; }
     """
 
