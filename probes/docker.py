@@ -25,8 +25,8 @@ MAX_CONTAINERS = 100
 # CPU/memory figures. A cockpit refreshing every second then makes ~2 calls a second, not
 # 1 + 2 per container. A container that restarts, is unhealthy, or whose state or health
 # changed is inspected at every refresh.
-INSPECT_EVERY_S = 5.0
-STATS_EVERY_S = 5.0
+INSPECT_EVERY_S = 30.0
+STATS_EVERY_S = 10.0
 # guarded() is only the backstop: our own deadline fires first with a docker-specific message.
 _BACKSTOP_S = 0.4
 # The SDK is synchronous. Its calls run in our own threads so a hung engine can never starve
@@ -50,7 +50,7 @@ class Session:
         # container id -> last non-zero exit code; the engine resets ExitCode when it restarts one
         self.exit_codes: dict[str, int] = {}
         # container id -> (what the listing said, inspect data, monotonic time it was fetched)
-        self.inspected: dict[str, tuple[tuple[str, str], dict[str, Any], float]] = {}
+        self.inspected: dict[str, tuple[tuple[str, str, bool], dict[str, Any], float]] = {}
         # container id -> the stats figures of the last stats round, and when that round was
         self.figures: dict[str, dict[str, Any]] = {}
         self.stats_at: float | None = None
@@ -63,6 +63,8 @@ class Session:
             import docker
 
             client = docker.DockerClient(base_url=self.target.base_url, timeout=timeout, max_pool_size=_WORKERS)
+            # Never through a proxy from the environment (and no proxy lookup per request).
+            client.api.trust_env = False
             info = client.api.version()
             self.client, self.engine = client, info
         # requests takes float timeouts; the client's attribute applies to every later call.
@@ -195,9 +197,8 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
 
     async with asyncio.timeout(timeout):
         try:
-            client = await call(session.connect, timeout)
-            api = client.api
-            listing = await call(api.containers, all=True)
+            # Connecting (first time only) and listing in one trip to a thread.
+            listing = await call(lambda: session.connect(timeout).api.containers(all=True))
         except Exception:
             await call(session.forget)
             raise
@@ -243,18 +244,21 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
     return [ProbeResult(target.name, KIND, "containers", status, summary, value=value, data=data)]
 
 
-def _listed_as(entry: dict[str, Any]) -> tuple[str, str]:
-    """State and health as the listing gives them (`Up 5 minutes (healthy)` -> healthy)."""
+def _listed_as(entry: dict[str, Any]) -> tuple[str, str, bool]:
+    """State, health and whether it started within the last minute, as the listing says them
+    (`Up 5 minutes (healthy)`, `Up 3 seconds (health: starting)`). A container that
+    restarted between two listings is young again: that is a change too."""
     status = str(entry.get("Status") or "")
     health = status[status.rfind("(") + 1 : -1] if status.endswith(")") and "(" in status else ""
-    return str(entry.get("State") or ""), health.removeprefix("health: ")
+    young = status.startswith("Up") and ("second" in status or "Less than" in status)
+    return str(entry.get("State") or ""), health.removeprefix("health: "), young
 
 
 async def _inspect(ids: list[str], listed: dict[str, dict[str, Any]], session: Session, call: Any) -> list[dict[str, Any] | None]:
     """Inspect data per container: fresh when the listing shows a change in its state or
-    health, while it restarts or is not healthy, or when the last inspection is
-    `inspect_every_s` old; else the last one. A restart too quick for the listing to catch
-    shows within `inspect_every_s`."""
+    health or a new start, while it restarts or is not healthy, or when the last inspection
+    is `inspect_every_s` old; else the last one (inspect answers are large: at one a second
+    per container they cost more than the rest of the probe)."""
     clock = time.monotonic()
     seen = {cid: _listed_as(listed.get(cid) or {}) for cid in ids}
     stale = [

@@ -262,6 +262,7 @@ class SeriesRows(Widget):
         self._lines: list[tuple[Text, tuple[float, ...]]] = []
         self._label_width: int | None = None
         self._spark_width = SPARK_MAX  # cells the sparklines had at the last render
+        self._converted: dict[tuple[object, ...], Content] = {}  # line -> its Content, last render
 
     def show(self, lines: Sequence[tuple[Text, Sequence[float]]], label_width: int | None = None) -> None:
         """Set the lines (text, history); `label_width` aligns their sparklines."""
@@ -285,6 +286,7 @@ class SeriesRows(Widget):
             label_width = max(0, min(self._label_width, width - SPARK_MIN - 1))
             self._spark_width = max(0, min(SPARK_MAX, width - label_width - 1))
         lines: list[Content] = []
+        converted: dict[tuple[object, ...], Content] = {}
         for text, values in self._lines:
             line = text.copy()
             if self._label_width is None or not values:
@@ -294,7 +296,14 @@ class SeriesRows(Widget):
                 line.append(" ")
                 line.append(bars(values, self._spark_width), style=style)
             # Line by line, as a Label would convert it: the same colours as the other panes.
-            lines.append(Content.from_rich_text(line, console=self.app.console))
+            # Converting is most of a render; most lines are as they were at the last one.
+            key = (line.plain, tuple(line.spans), line.style)
+            content = self._converted.get(key)
+            if content is None:
+                content = Content.from_rich_text(line, console=self.app.console)
+            converted[key] = content
+            lines.append(content)
+        self._converted = converted  # only the lines on screen now: bounded
         return Content("\n").join(lines)
 
 

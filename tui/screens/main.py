@@ -171,7 +171,10 @@ class MainScreen(Screen[None]):
         for pane in self.panes():
             if dirty & set(pane.PROBES):
                 pane.version += 1
-        header = self.query_one("#header", EnvHeader)
+        found = self.query("#header")
+        if not found:
+            return  # the screen is being torn down (the app is exiting)
+        header = found.first(EnvHeader)
         header.last_update = self.app.store.last_update
         header.counts = self.status_counts()
         self.call_after_refresh(self._fill_in)
