@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from markdown_it import MarkdownIt
 
+from runbooks.catalog import BUNDLED as BUNDLED_DIR
 from runbooks.classify import (
     SqlSyntaxError,
     classify_docker,
@@ -34,7 +35,6 @@ from runbooks.model import (
     slugify,
 )
 
-BUNDLED_DIR = Path(__file__).resolve().parent
 SKIPPED_NAMES = ("README", "FORMAT")
 RUNNABLE = ("probe", "sql", "redis", "docker")
 FRONT_KEYS = {"id", "title", "severity", "tags", "triggers"}

@@ -154,3 +154,29 @@ def test_cli_bad_input_exits_2_without_traceback(tmp_path: Path, args: list[str]
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") <= 3  # one clear message (argparse adds a usage line)
+
+
+@pytest.mark.parametrize(
+    ("argv", "only"),
+    [
+        ([], True),
+        (["--config", "x.toml", "--env", "prod", "--refresh", "2", "--read-only"], True),
+        (["--runbook", "lock-contention", "--guided"], True),
+        (["--config", "x.toml", "check"], False),  # a command after the options
+        (["chek"], False),  # a typo gets the whole parser and its "invalid choice" message
+        (["--help"], False),
+    ],
+)
+def test_cockpit_options_parse_alike_without_the_commands(argv: list[str], only: bool) -> None:
+    from tui.cli import build_parser, cockpit_only
+
+    assert cockpit_only(argv) is only
+    if only:
+        full = vars(build_parser().parse_args(argv))
+        full.pop("command")
+        assert vars(build_parser(commands=False).parse_args(argv)) == full
+
+
+def test_a_mistyped_command_is_named() -> None:
+    result = warroom("chek")
+    assert result.returncode == 2 and "invalid choice: 'chek'" in result.stderr

@@ -6,7 +6,7 @@ import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding
@@ -14,13 +14,16 @@ from textual.screen import Screen
 
 from probes.config import Environment
 from probes.registry import targets
+from runbooks.catalog import RunbookEntry, find_runbooks
 from tui.commands import WarroomCommands
 from tui.messages import JumpToPane, ProbesUpdated
 from tui.scheduler import LiveSource, ProbeSource
 from tui.screens.help import HelpScreen, KeyRow
 from tui.screens.main import MainScreen
-from widgets.runbook_sidebar import RunbookEntry, RunbookSidebar, find_runbooks
 from widgets.store import HISTORY, ResultStore
+
+if TYPE_CHECKING:
+    from widgets.runbook_sidebar import RunbookSidebar
 
 
 def _detail_screens() -> dict[str, Callable[[], Screen[None]]]:

@@ -43,13 +43,32 @@ def _add_cockpit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="reopen the last incident with its checklist state")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The cockpit's own options that take a value: what follows them is not a command.
+_VALUE_OPTIONS = {"--config", "--env", "--refresh", "--runbook"}
+
+
+def cockpit_only(argv: Sequence[str]) -> bool:
+    """Whether `argv` opens the cockpit with options only (no command, no help)."""
+    previous = ""
+    for arg in argv:
+        if arg in ("-h", "--help") or (not arg.startswith("-") and previous not in _VALUE_OPTIONS):
+            return False
+        previous = arg
+    return True
+
+
+def build_parser(commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; without `commands`, only the cockpit's options: building the
+    sub-commands' parsers takes ~10 ms, paid before the cockpit's first frame otherwise."""
     parser = argparse.ArgumentParser(
         prog="warroom",
         description="An incident cockpit for the terminal. With no command, opens the cockpit.",
     )
     _add_target_options(parser, top=True)
     _add_cockpit_options(parser)
+    parser.set_defaults(handler="tui.cockpit:main")
+    if not commands:
+        return parser
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="run every probe once and print the results")
@@ -109,8 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     journal_list = journal_sub.add_parser("list", help="list recorded incidents")
     for cmd in (export, journal_list):
         cmd.set_defaults(handler="tui.runbook_cli:journal_main")
-
-    parser.set_defaults(handler="tui.cockpit:main")
     return parser
 
 
@@ -122,8 +139,8 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(commands=not cockpit_only(argv)).parse_args(argv)
     from probes.config import ConfigError
 
     try:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from textual.screen import Screen
 
+from runbooks.catalog import RunbookEntry
 from tui.screens.checklist import ChecklistScreen
-from widgets.runbook_sidebar import RunbookEntry
 
 if TYPE_CHECKING:
     from tui.incident import IncidentLog
