@@ -188,7 +188,8 @@ class WarroomApp(App[int]):
             if name in seen:
                 key = f"{seen[name][0]}, {key}"
             seen[name] = (key, binding.description, name)
-        return sorted(seen.values(), key=lambda row: row[2])
+        # Grouped by what they belong to (the id's prefix), then by key: 1-6 read in order.
+        return sorted(seen.values(), key=lambda row: (row[2].partition(".")[0] if "." in row[2] else "~", row[0]))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
