@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUNDLED = Path(__file__).resolve().parent  # the runbooks shipped with warroom, next to this file
+SKIPPED_NAMES = ("README", "FORMAT")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "major": 1, "medium": 2, "warning": 2, "low": 3, "info": 4}
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", re.S)
 
@@ -40,13 +41,16 @@ def read_front_matter(path: Path) -> dict[str, str]:
     return fields
 
 
+def runbook_files(directory: Path) -> list[Path]:
+    """The Markdown files of a folder that may be runbooks (not its README or FORMAT notes)."""
+    return [p for p in sorted(Path(directory).glob("*.md")) if not p.name.upper().startswith(SKIPPED_NAMES)]
+
+
 def find_runbooks(dirs: Iterable[Path] = ()) -> list[RunbookEntry]:
     """Runbooks from the bundled folder and the config's `runbook_dirs`, later dirs win by id."""
     found: dict[str, RunbookEntry] = {}
     for directory in (BUNDLED, *dirs):
-        for path in sorted(Path(directory).glob("*.md")):
-            if path.name.upper().startswith("README"):
-                continue
+        for path in runbook_files(directory):
             meta = read_front_matter(path)
             if not meta:
                 continue  # notes and format docs next to the runbooks are not runbooks

@@ -13,6 +13,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from runbooks.catalog import BUNDLED as BUNDLED_DIR
+from runbooks.catalog import runbook_files
 from runbooks.classify import (
     SqlSyntaxError,
     classify_docker,
@@ -23,6 +24,7 @@ from runbooks.classify import (
     tokenize,
 )
 from runbooks.conditions import ConditionError, compile_condition, placeholder, template_fields
+from runbooks.front_matter import Problems, read_header, split_front_matter
 from runbooks.model import (
     DEFAULT_PASS,
     PROBE_KINDS,
@@ -31,15 +33,11 @@ from runbooks.model import (
     Problem,
     Runbook,
     Step,
-    Trigger,
     slugify,
 )
 
-SKIPPED_NAMES = ("README", "FORMAT")
 RUNNABLE = ("probe", "sql", "redis", "docker")
-FRONT_KEYS = {"id", "title", "severity", "tags", "triggers"}
 STEP_KEYS = {"id", "target", "probe", "pass", "report", "timeout", "on_pass", "on_fail"}
-_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _STEP_COMMENT = re.compile(r"<!--\s*step:?(.*?)-->", re.S)
 
 
@@ -47,90 +45,7 @@ class LoadError(Exception):
     """A runbook that cannot be used: unknown id or a malformed file (`file:line: ...`)."""
 
 
-class _Problems(list[Problem]):
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-
-    def add(self, line: int | None, message: str) -> None:
-        self.append(Problem(self.path, line, message))
-
-
-def _front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], str, int]:
-    """(front matter, body, number of lines before the body)."""
-    lines = text.splitlines(keepends=True)
-    if not lines or lines[0].strip() != "---":
-        problems.add(1, "expected YAML front matter starting with '---' (id, title, severity)")
-        return {}, text, 0
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
-    if end is None:
-        problems.add(1, "front matter is not closed by a '---' line")
-        return {}, text, 0
-    try:
-        meta = yaml.safe_load("".join(lines[1:end])) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problems.add(mark.line + 2 if mark else 1, f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}")
-        return {}, "".join(lines[end + 1 :]), end + 1
-    if not isinstance(meta, dict):
-        problems.add(2, "front matter must be a mapping of keys (id, title, severity, ...)")
-        meta = {}
-    return meta, "".join(lines[end + 1 :]), end + 1
-
-
-def _key_line(lines: list[str], key: str, start: int = 0, stop: int | None = None) -> int | None:
-    pattern = re.compile(rf"^\s*-?\s*\{{?\s*{re.escape(key)}\s*:|\b{re.escape(key)}\s*[:=]")
-    for number in range(start, min(stop or len(lines), len(lines))):
-        if pattern.search(lines[number]):
-            return number + 1
-    return None
-
-
-def _header(meta: dict[str, Any], lines: list[str], problems: _Problems, path: Path) -> dict[str, Any]:
-    for key in meta:
-        if key not in FRONT_KEYS:
-            problems.add(_key_line(lines, str(key)), f"unknown front matter key {key!r} (known: {', '.join(sorted(FRONT_KEYS))})")
-    out: dict[str, Any] = {}
-    rb_id = meta.get("id")
-    if not isinstance(rb_id, str) or not _ID.fullmatch(rb_id):
-        problems.add(_key_line(lines, "id") or 1, f"id: expected lowercase letters, digits and '-', got {rb_id!r}")
-    out["id"] = rb_id if isinstance(rb_id, str) else path.stem
-    title = meta.get("title")
-    if not isinstance(title, str) or not title.strip():
-        problems.add(_key_line(lines, "title") or 1, "title: required (a short line for the sidebar)")
-    out["title"] = str(title or out["id"])
-    severity = str(meta.get("severity", "")).lower()
-    if severity not in SEVERITIES:
-        problems.add(_key_line(lines, "severity") or 1, f"severity: expected one of {', '.join(SEVERITIES)}, got {meta.get('severity')!r}")
-    out["severity"] = severity
-    tags = meta.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        problems.add(_key_line(lines, "tags"), "tags: expected a list of words, e.g. [postgres, locks]")
-        tags = []
-    out["tags"] = tuple(tags)
-    triggers = []
-    raw_triggers = meta.get("triggers", []) or []
-    if not isinstance(raw_triggers, list):
-        problems.add(_key_line(lines, "triggers"), "triggers: expected a list of {target, probe, when}")
-        raw_triggers = []
-    base = _key_line(lines, "triggers") or 1
-    for i, trig in enumerate(raw_triggers):
-        line = base + 1 + i
-        if not isinstance(trig, dict) or set(trig) - {"target", "probe", "when"} or "probe" not in trig or "when" not in trig:
-            problems.add(line, "trigger: expected {probe: NAME, when: CONDITION} with an optional target")
-            continue
-        if trig["probe"] not in PROBE_KINDS:
-            problems.add(line, f"trigger: unknown probe {trig['probe']!r} (known: {', '.join(PROBE_KINDS)})")
-            continue
-        try:
-            triggers.append(Trigger(str(trig["probe"]), compile_condition(str(trig["when"])), str(trig.get("target") or "")))
-        except ConditionError as exc:
-            problems.add(line, f"trigger: {exc}")
-    out["triggers"] = tuple(triggers)
-    return out
-
-
-def _attributes(info: str, line: int, problems: _Problems) -> dict[str, Any]:
+def _attributes(info: str, line: int, problems: Problems) -> dict[str, Any]:
     try:
         words = shlex.split(info)[1:]
     except ValueError as exc:
@@ -146,7 +61,7 @@ def _attributes(info: str, line: int, problems: _Problems) -> dict[str, Any]:
     return attrs
 
 
-def _branch(value: Any, line: int, problems: _Problems) -> Branch:
+def _branch(value: Any, line: int, problems: Problems) -> Branch:
     text = str(value or "next").strip()
     if text in ("next", "stop"):
         return Branch(text)  # type: ignore[arg-type]
@@ -165,7 +80,7 @@ class _StepBuilder:
         self.fences: list[tuple[str, str, int, int]] = []  # (info, content, start, end)
 
 
-def _collect(body: str, offset: int, problems: _Problems) -> tuple[list[_StepBuilder], list[tuple[str, int, int]]]:
+def _collect(body: str, offset: int, problems: Problems) -> tuple[list[_StepBuilder], list[tuple[str, int, int]]]:
     """Numbered top-level list items and headings (slug, file line, level) of the body."""
     md = MarkdownIt("commonmark").enable("table")
     builders: list[_StepBuilder] = []
@@ -211,7 +126,7 @@ def _step_text(body_lines: list[str], b: _StepBuilder) -> tuple[str, str]:
     return text, title
 
 
-def _build_step(b: _StepBuilder, index: int, body_lines: list[str], offset: int, problems: _Problems) -> dict[str, Any]:
+def _build_step(b: _StepBuilder, index: int, body_lines: list[str], offset: int, problems: Problems) -> dict[str, Any]:
     """A step's fields (before ids and branches are resolved)."""
     text, title = _step_text(body_lines, b)
     line = offset + b.start + 1
@@ -249,7 +164,7 @@ def _build_step(b: _StepBuilder, index: int, body_lines: list[str], offset: int,
     return fields
 
 
-def _finish_step(f: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+def _finish_step(f: dict[str, Any], problems: Problems) -> dict[str, Any]:
     """Validate target/probe/conditions/templates and classify the command."""
     s, line, block = f.pop("settings"), f["line"], f.get("block", "")
     out: dict[str, Any] = {k: v for k, v in f.items()}
@@ -318,11 +233,11 @@ def _resolve(target: str, ids: set[str], sections: dict[str, str]) -> str | None
 def parse_runbook(text: str, path: Path | str) -> tuple[Runbook | None, list[Problem]]:
     """One runbook from its text; (None, problems) when anything is wrong."""
     path = Path(path)
-    problems = _Problems(path)
-    meta, body, offset = _front_matter(text, problems)
+    problems = Problems(path)
+    meta, body, offset = split_front_matter(text, problems)
     if problems:  # without readable front matter every header check would only add noise
         return None, list(problems)
-    header = _header(meta, text.splitlines(), problems, path)
+    header = read_header(meta, text.splitlines(), problems, path)
     builders, headings = _collect(body, offset, problems)
     body_lines = body.splitlines(keepends=True)
     fields = [_finish_step(_build_step(b, i, body_lines, offset, problems), problems) for i, b in enumerate(builders)]
@@ -384,10 +299,6 @@ def load_file(path: Path | str) -> tuple[Runbook | None, list[Problem]]:
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(path, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}")]
     return parse_runbook(text, path)
-
-
-def runbook_files(directory: Path) -> list[Path]:
-    return [p for p in sorted(Path(directory).glob("*.md")) if not p.name.upper().startswith(SKIPPED_NAMES)]
 
 
 def load_runbooks(dirs: Iterable[Path] = (), *, bundled: bool = True) -> tuple[list[Runbook], list[Problem]]:

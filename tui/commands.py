@@ -16,12 +16,12 @@ class WarroomCommands(Provider):
     """"Jump to pane …" and "Open runbook …" for keyboard-only operators."""
 
     def _commands(self) -> Iterator[tuple[str, Callable[[], object], str]]:
-        from tui.screens.main import PANES
+        from tui.screens.main import PANE_TITLES
 
         app: WarroomApp = self.app  # type: ignore[assignment]
-        for number, (name, cls) in enumerate(PANES, start=1):
-            yield f"Jump to pane: {cls.TITLE}", partial(app.jump_to_pane, name), f"key {number}"
-            yield f"Details: {cls.TITLE}", partial(app.open_detail, name), "drill down (Enter on the pane)"
+        for number, (name, title) in enumerate(PANE_TITLES, start=1):
+            yield f"Jump to pane: {title}", partial(app.jump_to_pane, name), f"key {number}"
+            yield f"Details: {title}", partial(app.open_detail, name), "drill down (Enter on the pane)"
         for entry in app.runbooks:
             yield f"Open runbook: {entry.title}", partial(app.open_runbook, entry.id), entry.id
             yield f"Open runbook guided: {entry.title}", partial(app.open_runbook, entry.id, guided=True), entry.id

@@ -305,18 +305,3 @@ class SeriesRows(Widget):
             lines.append(content)
         self._converted = converted  # only the lines on screen now: bounded
         return Content("\n").join(lines)
-
-
-class TextRow(Label):
-    """A plain line that redraws only when its text changes."""
-
-    DEFAULT_CSS = """
-    TextRow { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    """
-
-    def show(self, text: Text) -> None:
-        old = getattr(self, "_text", None)
-        if text != old:
-            # One line of fixed size: only the first paint needs a layout pass.
-            self.update(text, layout=old is None)
-            self._text = text

@@ -197,6 +197,17 @@ class RunbookScreenBase(Screen[None]):
         self.app.run_worker(act(), group=f"runbook-action:{self.run.runbook.id}:{step.id}", exclusive=True, exit_on_error=False)
 
 
+# The keys the checklist and guided mode share for the current step (after `r`, whose label
+# differs): run its action, mark it, note it.
+STEP_KEYS: list[Binding] = [
+    Binding("a", "run_action", "Action", id="runbook.action"),
+    Binding("p", "mark('pass')", "Pass", id="runbook.mark_pass"),
+    Binding("f", "mark('fail')", "Fail", id="runbook.mark_fail"),
+    Binding("s", "mark('skip')", "Skip", id="runbook.mark_skip"),
+    Binding("n", "note", "Note", id="runbook.note"),
+]
+
+
 class ChecklistScreen(RunbookScreenBase):
     """Every step with its status mark, kind, one-line result and duration."""
 
@@ -204,11 +215,7 @@ class ChecklistScreen(RunbookScreenBase):
         Binding("escape", "app.pop_screen", "Back", id="runbook.back"),
         Binding("r", "run_step", "Run step", id="runbook.run"),
         Binding("R", "run_all", "Run all", id="runbook.run_all"),
-        Binding("a", "run_action", "Action", id="runbook.action"),
-        Binding("p", "mark('pass')", "Pass", id="runbook.mark_pass"),
-        Binding("f", "mark('fail')", "Fail", id="runbook.mark_fail"),
-        Binding("s", "mark('skip')", "Skip", id="runbook.mark_skip"),
-        Binding("n", "note", "Note", id="runbook.note"),
+        *STEP_KEYS,
         Binding("g", "guided", "Guided", id="runbook.guided"),
     ]
 

@@ -14,7 +14,7 @@ from textual.widgets import Input, Label, Markdown, Static
 from runbooks.conditions import EvalError
 from runbooks.model import PROBE_KINDS, Step
 from tui.incident import RunbookRun
-from tui.screens.checklist import READ_ONLY_REFUSAL, RunbookScreenBase, step_facts
+from tui.screens.checklist import READ_ONLY_REFUSAL, STEP_KEYS, RunbookScreenBase, step_facts
 from widgets.checklist import format_duration, format_time, kind_text, status_text
 from widgets.key_bar import KeyBar
 
@@ -31,11 +31,7 @@ class GuidedScreen(RunbookScreenBase):
         Binding("enter,right", "next", "Next step", id="guided.next"),
         Binding("left", "previous", "Previous", id="guided.previous"),
         Binding("r", "run_step", "Re-run", id="runbook.run"),
-        Binding("a", "run_action", "Action", id="runbook.action"),
-        Binding("p", "mark('pass')", "Pass", id="runbook.mark_pass"),
-        Binding("f", "mark('fail')", "Fail", id="runbook.mark_fail"),
-        Binding("s", "mark('skip')", "Skip", id="runbook.mark_skip"),
-        Binding("n", "note", "Note", id="runbook.note"),
+        *STEP_KEYS,
         Binding("c", "checklist", "Checklist", id="guided.checklist"),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
@@ -42,14 +43,6 @@ def pane_classes() -> tuple[tuple[str, type[Pane]], ...]:
 
     classes = (ServicesPane, ConnectionsPane, LocksPane, ReplicationPane, QueuesPane, LatencyPane)
     return tuple((name, cls) for (name, _title), cls in zip(PANE_TITLES, classes, strict=True))
-
-
-def __getattr__(name: str) -> Any:
-    # `PANES` stays importable (the command palette lists them) without importing the panes
-    # when this module is.
-    if name == "PANES":
-        return pane_classes()
-    raise AttributeError(name)
 
 
 class MainScreen(Screen[None]):
@@ -199,27 +192,29 @@ class MainScreen(Screen[None]):
         else:  # typed before the panes replaced their stand-ins: focus it when they do
             self._pending_jump = name
 
-    def action_focus_runbooks(self) -> None:
-        from textual.widgets import OptionList
-
-        mounted = self._sidebar is not None
-        self._fill_in()  # a key pressed before the first readings
-        sidebar = self._sidebar
-        if not sidebar.display or sidebar.styles.display == "none" or sidebar.region.width == 0:
-            sidebar.display = True
-        if mounted:
-            sidebar.query_one(OptionList).focus()
-        else:
-            self.call_after_refresh(lambda: sidebar.query_one(OptionList).focus())
-
-    def action_filter_runbooks(self) -> None:
-        """`/` anywhere on the main screen: type part of a runbook's name, Enter opens it."""
+    def _with_sidebar(self, then: Callable[[Any], object]) -> None:
+        """Call `then(sidebar)`; a key pressed before the first readings mounts the sidebar
+        first and calls it once that is done."""
         mounted = self._sidebar is not None
         self._fill_in()
         if mounted:
-            self._sidebar.action_filter()
+            then(self._sidebar)
         else:
-            self.call_after_refresh(self._sidebar.action_filter)
+            self.call_after_refresh(then, self._sidebar)
+
+    def action_focus_runbooks(self) -> None:
+        from textual.widgets import OptionList
+
+        def focus(sidebar: Any) -> None:
+            if not sidebar.display or sidebar.styles.display == "none" or sidebar.region.width == 0:
+                sidebar.display = True  # hidden on narrow terminals
+            sidebar.query_one(OptionList).focus()
+
+        self._with_sidebar(focus)
+
+    def action_filter_runbooks(self) -> None:
+        """`/` anywhere on the main screen: type part of a runbook's name, Enter opens it."""
+        self._with_sidebar(lambda sidebar: sidebar.action_filter())
 
     def action_toggle_sidebar(self) -> None:
         self._fill_in()
