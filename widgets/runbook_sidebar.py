@@ -45,7 +45,7 @@ class RunbookSidebar(Vertical):
     DEFAULT_CSS = """
     RunbookSidebar { width: 28; border: round $secondary; border-title-style: bold; }
     RunbookSidebar:focus-within { border: double $accent; }
-    RunbookSidebar OptionList { border: none; height: 1fr; padding: 0; background: transparent; }
+    RunbookSidebar OptionList, RunbookSidebar OptionList:focus { border: none; height: 1fr; padding: 0; background: transparent; }
     RunbookSidebar Label { color: $text-muted; padding: 0 1; }
     RunbookSidebar Input { border: none; height: 1; padding: 0 1; background: transparent; }
     RunbookSidebar Input:focus { background: $boost; }
@@ -86,8 +86,9 @@ class RunbookSidebar(Vertical):
         else:
             mark = ("● ", SEVERITY_STYLE.get(entry.severity.lower(), "dim"))
         title = entry.title.split(" (", 1)[0]
-        # Inside the border, less the two cells of the mark.
-        room = max(8, (self.content_region.width or self.WIDTH - 2) - 2)
+        # Inside the border, less the two cells of the mark and one for a scrollbar (a short
+        # terminal lists fewer runbooks than it has).
+        room = max(8, (self.content_region.width or self.WIDTH - 2) - 3)
         if len(title) > room:
             title = title[: room - 1] + "…"
         # Text, not a markup string: titles may contain brackets.
