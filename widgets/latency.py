@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from widgets.pane import Pane, headline
+from widgets.pane import SPARK_HISTORY, Pane, headline
 from widgets.store import worst_state
 
 
@@ -31,7 +31,7 @@ class LatencyPane(Pane):
             else:
                 line.append(f" p50 {p50:.0f}ms  p95 {p95:.0f}ms")
                 worst_p95 = max(worst_p95, p95)
-            lines.append((reading.result.target, line, self.store.values(key)))
+            lines.append((reading.result.target, line, self.store.values(key, last=SPARK_HISTORY)))
         self.show_series(lines)
         self.set_empty(None if readings else self.empty_text(bool(readings)))
         state = worst_state(r.state for r in readings)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Label
 
@@ -247,10 +249,14 @@ class SeriesRows(Widget):
 
     One widget for all the lines of a pane, not a label and a sparkline per line: every
     widget on screen costs time at each redraw, changed or not, and a pane may list a dozen
-    queues whose ages tick every second anyway. It redraws only when what it shows changes
-    (a flat history stops changing once it fills its sparkline)."""
+    queues whose ages tick every second anyway. Drawn line by line (Textual's line API): a
+    new reading repaints only the lines whose text or sparkline changed, and a line that
+    reads as before reuses its rendered strip."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"series-rows--bars"}
+    # Lines are drawn one at a time, so Textual's in-app text selection (which needs every
+    # line's offsets) is off here; the terminal's own selection (Shift+drag) still copies.
+    ALLOW_SELECT = False
     DEFAULT_CSS = """
     SeriesRows { height: auto; width: 1fr; }
     SeriesRows > .series-rows--bars { color: $accent; }
@@ -258,50 +264,64 @@ class SeriesRows(Widget):
 
     def __init__(self) -> None:
         super().__init__()
-        self._shown: tuple[object, ...] | None = None
         self._lines: list[tuple[Text, tuple[float, ...]]] = []
+        self._shown: list[tuple[Text, str]] = []  # what each line showed: text, sparkline
         self._label_width: int | None = None
         self._spark_width = SPARK_MAX  # cells the sparklines had at the last render
-        self._converted: dict[tuple[object, ...], Content] = {}  # line -> its Content, last render
+        self._strips: dict[int, tuple[tuple[object, ...], Strip]] = {}  # y -> (line, its strip)
+        self.auto_links = False  # no links in these rows: skip looking for them at each line
 
     def show(self, lines: Sequence[tuple[Text, Sequence[float]]], label_width: int | None = None) -> None:
         """Set the lines (text, history); `label_width` aligns their sparklines."""
         tails = [(text, tuple(values[-SPARK_HISTORY:])) for text, values in lines]
-        shown = (tuple((text, bars(tail, self._spark_width)) for text, tail in tails), label_width)
-        if shown == self._shown:
+        shown = [(text, bars(tail, self._spark_width)) for text, tail in tails]
+        if shown == self._shown and label_width == self._label_width:
             return
-        resized = self._shown is None or len(shown[0]) != len(self._shown[0])
-        self._shown = shown
-        self._lines, self._label_width = tails, label_width
-        # Same number of lines: same size, no layout pass.
-        self.refresh(layout=resized)
+        before, relabel = self._shown, label_width != self._label_width
+        self._lines, self._shown, self._label_width = tails, shown, label_width
+        if len(shown) != len(before):
+            self._strips = {y: cached for y, cached in self._strips.items() if y < len(shown)}
+            self.refresh(layout=True)
+        elif relabel or not self.size.width:
+            self.refresh()
+        else:
+            # Same lines, some changed: repaint those only (same size, no layout pass).
+            width = self.size.width
+            self.refresh(*(Region(0, y, width, 1) for y, (now, was) in enumerate(zip(shown, before)) if now != was))
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines)
 
-    def render(self) -> Content:
+    def render_line(self, y: int) -> Strip:
         width = self.size.width
-        style = self.get_component_rich_style("series-rows--bars")
-        if self._label_width is not None:
+        style = self.visual_style
+        if y >= len(self._lines):
+            return Strip.blank(width, style.rich_style)
+        text, values = self._lines[y]
+        spark = ""
+        if self._label_width is not None and values:
             label_width = max(0, min(self._label_width, width - SPARK_MIN - 1))
             self._spark_width = max(0, min(SPARK_MAX, width - label_width - 1))
-        lines: list[Content] = []
-        converted: dict[tuple[object, ...], Content] = {}
-        for text, values in self._lines:
-            line = text.copy()
-            if self._label_width is None or not values:
-                line.truncate(width, overflow="ellipsis")
-            else:
-                line.truncate(label_width, overflow="ellipsis", pad=True)
-                line.append(" ")
-                line.append(bars(values, self._spark_width), style=style)
-            # Line by line, as a Label would convert it: the same colours as the other panes.
-            # Converting is most of a render; most lines are as they were at the last one.
-            key = (line.plain, tuple(line.spans), line.style)
-            content = self._converted.get(key)
-            if content is None:
-                content = Content.from_rich_text(line, console=self.app.console)
-            converted[key] = content
-            lines.append(content)
-        self._converted = converted  # only the lines on screen now: bounded
-        return Content("\n").join(lines)
+            spark = bars(values, self._spark_width)
+        bars_style = self.get_component_rich_style("series-rows--bars")
+        key = (width, self._label_width, text.plain, tuple(text.spans), text.style, spark, style, bars_style)
+        cached = self._strips.get(y)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        strip = self._render_text(text, spark, width, bars_style)
+        self._strips[y] = (key, strip)
+        return strip
+
+    def _render_text(self, text: Text, spark: str, width: int, bars_style: Style) -> Strip:
+        line = text.copy()
+        if not spark:
+            line.truncate(width, overflow="ellipsis")
+        else:
+            label_width = max(0, min(self._label_width or 0, width - SPARK_MIN - 1))
+            line.truncate(label_width, overflow="ellipsis", pad=True)
+            line.append(" ")
+            line.append(spark, style=bars_style)
+        # Converted as a Label converts its text (the same colours as the other panes), then
+        # straight to segments: a Label's way adds wrapping and selection offsets (3x the time).
+        content = Content.from_rich_text(line, console=self.app.console)
+        return Strip(content.render_segments(self.visual_style), content.cell_length)

@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 
 from probes.result import grade
-from widgets.pane import Pane, dot
+from widgets.pane import SPARK_HISTORY, Pane, dot
 from widgets.store import Reading, format_age, format_bytes, worst_state
 
 STEADY_RATE = 0.05  # jobs/s below which a queue counts as steady, not growing or draining
@@ -69,7 +69,7 @@ class QueuesPane(Pane):
         line.append_text(trend(self.store.rate(key)))
         age = queue.get("oldest_age_s")
         line.append(f" old {format_age(age)}" if age is not None else " old unknown", style="dim")
-        return line, self.store.values(key)
+        return line, self.store.values(key, last=SPARK_HISTORY)
 
     def show(self) -> None:
         lines: list[tuple[str, Text, list[float]]] = []

@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 
 from probes.result import grade
-from widgets.pane import Pane, dot, headline
+from widgets.pane import SPARK_HISTORY, Pane, dot, headline
 from widgets.store import Reading, format_age, format_bytes, worst_state
 
 
@@ -39,7 +39,7 @@ class ReplicationPane(Pane):
             line = headline(reading)
             line.append(f" delay {format_age(data.get('replay_delay_s'))}")
             line.append(" paused" if data.get("replay_paused") else " replaying", style="bold" if data.get("replay_paused") else "dim")
-            return [(result.target, line, self.store.values(result.key))]
+            return [(result.target, line, self.store.values(result.key, last=SPARK_HISTORY))]
         rows: list[tuple[str, Text, list[float]]] = []
         for replica in data.get("replicas") or ():
             name = replica_name(replica)
@@ -54,7 +54,7 @@ class ReplicationPane(Pane):
             if lag_s is not None:  # NULL while no WAL flows: nothing to replay, nothing to show
                 line.append(f" {lag_s:.1f}s")
             line.append(f" {replica.get('state') or '?'}", style="dim")
-            rows.append((f"{result.target}-{name}", line, self.store.values((*result.key, name, "lag_bytes"))))
+            rows.append((f"{result.target}-{name}", line, self.store.values((*result.key, name, "lag_bytes"), last=SPARK_HISTORY)))
         for name in data.get("missing") or ():
             line = dot("fail") + Text(name, style="bold") + Text("  not connected", style="bold red")
             rows.append((f"{result.target}-{name}", line, []))

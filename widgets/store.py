@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections import deque
@@ -152,8 +153,12 @@ class ResultStore:
     def points(self, key: SeriesKey) -> list[tuple[float, float]]:
         return list(self._series.get(key, ()))
 
-    def values(self, key: SeriesKey) -> list[float]:
-        return [v for _, v in self._series.get(key, ())]
+    def values(self, key: SeriesKey, last: int | None = None) -> list[float]:
+        """The series' values, oldest first; only the `last` few when given (a sparkline)."""
+        series = self._series.get(key, ())
+        if last is not None and last < len(series):
+            return [v for _, v in itertools.islice(reversed(series), last)][::-1]
+        return [v for _, v in series]
 
     def percentile(self, key: SeriesKey, pct: int) -> float | None:
         series = self._series.get(key)

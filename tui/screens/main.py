@@ -69,6 +69,7 @@ class MainScreen(Screen[None]):
         self._panes: list[Pane] = []  # empty until the first frame is on screen
         self._pending_jump: str | None = None  # a number key typed before that
         self._sidebar: Any = None  # widgets.runbook_sidebar.RunbookSidebar, once mounted
+        self._header: EnvHeader | None = None
         # The breakpoint classes Textual would add on the first resize, set up front: adding
         # them after the first layout restyles every widget and lays the screen out twice.
         width, height = self.app.size
@@ -91,6 +92,7 @@ class MainScreen(Screen[None]):
             id="header",
         )
         header.read_only = self.app.read_only
+        self._header = header
         yield header
         # The first frame shows the layout with stand-ins drawn like the panes, the runbook
         # list and the footer: the real ones (their modules, styles, rows) cost more to set up
@@ -164,10 +166,9 @@ class MainScreen(Screen[None]):
         for pane in self.panes():
             if dirty & set(pane.PROBES):
                 pane.version += 1
-        found = self.query("#header")
-        if not found:
+        header = self._header
+        if header is None or not header.is_attached:
             return  # the screen is being torn down (the app is exiting)
-        header = found.first(EnvHeader)
         header.last_update = self.app.store.last_update
         header.counts = self.status_counts()
         self.call_after_refresh(self._fill_in)
