@@ -287,7 +287,7 @@ class SeriesRows(Widget):
         else:
             # Same lines, some changed: repaint those only (same size, no layout pass).
             width = self.size.width
-            self.refresh(*(Region(0, y, width, 1) for y, (now, was) in enumerate(zip(shown, before)) if now != was))
+            self.refresh(*(Region(0, y, width, 1) for y, (now, was) in enumerate(zip(shown, before, strict=True)) if now != was))
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines)
