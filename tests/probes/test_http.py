@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import shutil
 import ssl
 import subprocess
@@ -191,14 +193,14 @@ def test_dns_failure_message() -> None:
         )
 
 
-async def test_shared_session_uses_one_client_for_all_endpoints() -> None:
+async def test_shared_session_uses_one_pool_for_all_endpoints() -> None:
     async with serving({"/": {"ok": True}}) as service:
         first, second = (
             probe.Session(HttpTarget("a", service.url)),
             probe.Session(HttpTarget("b", service.url)),
         )
-        assert first.client is second.client
-        client = first.client
+        assert first.transport is second.transport
+        transport = first.transport
         for session, name in ((first, "a"), (second, "b"), (first, "a")):
             [result] = await probe.collect(
                 HttpTarget(name, f"{service.url}/"), Thresholds(), timeout=2.0, session=session
@@ -206,9 +208,14 @@ async def test_shared_session_uses_one_client_for_all_endpoints() -> None:
             assert result.status is Status.OK
         assert result.data["reused_connection"] is True  # kept alive between refreshes
         await first.aclose()
-        assert not client.is_closed
+        assert not second.closed
         await second.aclose()
-        assert client.is_closed
+        assert second.closed
+        # The last user closed the pool: a new session gets a new one, with no connection kept.
+        third = probe.Session(HttpTarget("c", service.url))
+        assert third.transport is not transport
+        assert not transport._pool.connections  # noqa: SLF001 - nothing left open
+        await third.aclose()
 
 
 # --- HTTPS with throw-away certificates ------------------------------------------------------
@@ -330,3 +337,31 @@ async def test_hostname_mismatch_is_reported(certs) -> None:  # type: ignore[no-
     assert result.status is Status.FAIL
     assert "certificate verify failed: IP address mismatch" in result.summary
     assert result.data["cert_days_left"] > 80
+
+
+async def test_a_server_that_compresses_anyway_is_decoded() -> None:
+    """The probe asks for an uncompressed answer; a server that gzips regardless is still read."""
+    document = gzip.compress(json.dumps({"status": {"indicator": "none"}}).encode())
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            + f"Content-Length: {len(document)}\r\n\r\n".encode()
+            + document
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        target = HttpTarget("status", f"http://127.0.0.1:{port}/", json_field="status.indicator", json_equals="none")
+        result = await probe.http(target, Thresholds())
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.status is Status.OK, result.summary
+    assert result.data["json_ok"] is True and result.data["json_value"] == "none"
+    assert b"accept-encoding: identity" in heads[0].lower()
