@@ -10,6 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
+from widgets.text_line import TextLine
+
 
 class EnvHeader(Horizontal):
     """`warroom │ PROD │ prod-eu │ every 2s │ last 12:03:04 │ read-only │ 2 fail`.
@@ -17,15 +19,15 @@ class EnvHeader(Horizontal):
     Production gets a red banner unless the config picks another colour; the banner text
     is the config's `banner` (default "PROD" for production environments).
 
-    The parts that change (time of the last reading, state counts) are separate labels that
-    are only touched when their text changes: a terminal then receives a dozen cells per
-    second for the clock instead of the whole header line.
+    The parts that change (time of the last reading, state counts) are separate one-line
+    widgets that are only touched when their text changes: a terminal then receives a dozen
+    cells per second for the clock instead of the whole header line.
     """
 
     DEFAULT_CSS = """
     EnvHeader { dock: top; height: 1; background: $panel; color: $text; }
     EnvHeader > Label { width: auto; height: 1; text-wrap: nowrap; }
-    EnvHeader > #header-counts { width: 1fr; text-overflow: ellipsis; }
+    EnvHeader > #header-counts { width: 1fr; }
     """
 
     def __init__(
@@ -50,9 +52,8 @@ class EnvHeader(Horizontal):
         self._read_only = False
         # Kept as attributes: the screen sets readings before this header's compose ran.
         self._env = Label(self._env_text(), id="header-env")
-        self._last = Label(self._last_text(), id="header-last")
-        self._tail = Label(self._tail_text(), id="header-counts")
-        self._shown: dict[Label, Text] = {self._last: self._last_text(), self._tail: self._tail_text()}
+        self._last = TextLine(self._last_text(), id="header-last")
+        self._tail = TextLine(self._tail_text(), id="header-counts")
 
     def compose(self) -> ComposeResult:
         yield self._env
@@ -68,7 +69,7 @@ class EnvHeader(Horizontal):
     @last_update.setter
     def last_update(self, value: float | None) -> None:
         self._last_update = value
-        self._set(self._last, self._last_text())
+        self._last.update(self._last_text())
 
     @property
     def counts(self) -> str:
@@ -77,7 +78,7 @@ class EnvHeader(Horizontal):
     @counts.setter
     def counts(self, value: str) -> None:
         self._counts = value
-        self._set(self._tail, self._tail_text())
+        self._tail.update(self._tail_text())
 
     @property
     def read_only(self) -> bool:
@@ -86,14 +87,7 @@ class EnvHeader(Horizontal):
     @read_only.setter
     def read_only(self, value: bool) -> None:
         self._read_only = value
-        self._set(self._tail, self._tail_text())
-
-    def _set(self, label: Label, text: Text) -> None:
-        old = self._shown.get(label)
-        if old != text:
-            self._shown[label] = text
-            # Same width (the clock, mostly): no layout pass, only these cells are redrawn.
-            label.update(text, layout=old is None or old.cell_len != text.cell_len)
+        self._tail.update(self._tail_text())
 
     # --- the parts ---------------------------------------------------------------------
 

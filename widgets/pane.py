@@ -10,7 +10,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -20,6 +19,7 @@ from textual.widgets import Label
 
 from probes.thresholds import Thresholds
 from widgets.store import Reading, ResultStore
+from widgets.text_line import text_strip
 
 STATES = ("ok", "warn", "fail", "error", "stale")
 # Rich styles for the dot in front of a row; NO_COLOR strips them, the words stay.
@@ -321,7 +321,4 @@ class SeriesRows(Widget):
             line.truncate(label_width, overflow="ellipsis", pad=True)
             line.append(" ")
             line.append(spark, style=bars_style)
-        # Converted as a Label converts its text (the same colours as the other panes), then
-        # straight to segments: a Label's way adds wrapping and selection offsets (3x the time).
-        content = Content.from_rich_text(line, console=self.app.console)
-        return Strip(content.render_segments(self.visual_style), content.cell_length)
+        return text_strip(self, line)

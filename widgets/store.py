@@ -179,7 +179,12 @@ class ResultStore:
         if not points or len(points) < 2:
             return None
         end_t, end_v = points[-1]
-        start_t, start_v = next(((t, v) for t, v in points if t >= end_t - window_s), points[0])
+        # From the newest back: the window is a few dozen points of up to `history`.
+        start_t, start_v = points[0]
+        for t, v in reversed(points):
+            if t < end_t - window_s:
+                break
+            start_t, start_v = t, v
         if end_t - start_t <= 0:
             return None
         return (end_v - start_v) / (end_t - start_t)

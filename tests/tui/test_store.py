@@ -36,3 +36,18 @@ def test_an_error_after_good_readings_is_shown_stale_with_the_last_good_value() 
     assert "12s" in found.staleness
     # The error is not history: the series holds only real readings.
     assert store.values(("postgres", "primary", "replication")) == [5.0]
+
+
+def test_rate_is_the_change_per_second_over_the_recent_window_only() -> None:
+    store = ResultStore(history=300)
+    key = ("postgres", "primary", "replication")
+    assert store.rate(key) is None  # no history
+    # Flat for 100 s, then growing 3 per second for the last 20 s.
+    for t in range(100):
+        store.add([reading("primary", 50.0, float(t))])
+    for t in range(100, 121):
+        store.add([reading("primary", 50.0 + 3 * (t - 100), float(t))])
+    assert store.rate(key, window_s=20) == 3.0
+    assert store.rate(key, window_s=40) == 60 / 40  # half the window was flat
+    assert store.rate(key, window_s=1000) == 60 / 120  # the whole history
+    assert store.values(key, last=3) == [104.0, 107.0, 110.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from widgets.pane import Pane
 
 FILL_IN_S = 1.0  # the longest the sidebar and footer wait for the first readings
+# Runbook suggestions are checked again at once when a reading changes state, else at most
+# this often (a trigger on a value alone, `lag > 10 MB`, shows within this many seconds).
+SUGGEST_EVERY_S = 5.0
 
 # Display order; the number keys follow it.
 PANE_TITLES: tuple[tuple[str, str], ...] = (
@@ -70,6 +74,7 @@ class MainScreen(Screen[None]):
         self._pending_jump: str | None = None  # a number key typed before that
         self._sidebar: Any = None  # widgets.runbook_sidebar.RunbookSidebar, once mounted
         self._header: EnvHeader | None = None
+        self._suggested: tuple[dict[Any, Any], float] = ({}, 0.0)  # states checked last, when
         # The breakpoint classes Textual would add on the first resize, set up front: adding
         # them after the first layout restyles every widget and lays the screen out twice.
         width, height = self.app.size
@@ -146,9 +151,16 @@ class MainScreen(Screen[None]):
         self.call_after_refresh(self.refresh_bindings)
         self.call_after_refresh(self._suggest)
 
-    def _suggest(self) -> None:
-        if self._sidebar is not None:
-            self._sidebar.suggest(self.app.store.latest.values())
+    def _suggest(self, *, unless_unchanged: bool = False) -> None:
+        if self._sidebar is None:
+            return
+        latest = self.app.store.latest
+        states = {key: result.status for key, result in latest.items()}
+        now = time.monotonic()
+        if unless_unchanged and states == self._suggested[0] and now - self._suggested[1] < SUGGEST_EVERY_S:
+            return
+        self._suggested = (states, now)
+        self._sidebar.suggest(latest.values())
 
     def panes(self) -> list[Pane]:
         # Kept from compose: querying the DOM on every reading cost more than drawing it.
@@ -173,7 +185,7 @@ class MainScreen(Screen[None]):
         header.counts = self.status_counts()
         self.call_after_refresh(self._fill_in)
         # After the redraw: the first suggestion loads every runbook file.
-        self.call_after_refresh(self._suggest)
+        self.call_after_refresh(self._suggest, unless_unchanged=True)
 
     def on_screen_resume(self) -> None:
         # Readings that arrived while a detail screen covered this one.
