@@ -24,6 +24,7 @@ class EnvHeader(Horizontal):
     cells per second for the clock instead of the whole header line.
     """
 
+    BLANK = True  # its labels cover it: Textual need not draw its own line at every tick
     DEFAULT_CSS = """
     EnvHeader { dock: top; height: 1; background: $panel; color: $text; }
     EnvHeader > Label { width: auto; height: 1; text-wrap: nowrap; }

@@ -49,8 +49,24 @@ def pane_classes() -> tuple[tuple[str, type[Pane]], ...]:
     return tuple((name, cls) for (name, _title), cls in zip(PANE_TITLES, classes, strict=True))
 
 
+class Body(Horizontal):
+    """The panes and the sidebar side by side. Blank (Textual draws no lines of its own for
+    it): at every refresh Textual redraws each widget under the changed cells whole, and the
+    full-height containers were a third of those lines."""
+
+    BLANK = True
+
+
+class PaneGrid(Grid):
+    """The six panes. Blank, as `Body`."""
+
+    BLANK = True
+
+
 class MainScreen(Screen[None]):
     """Everything at a glance. Narrow terminals get a tighter grid and no sidebar."""
+
+    BLANK = True  # its widgets cover it (see `Body`)
 
     app: WarroomApp  # type: ignore[assignment]
 
@@ -102,8 +118,8 @@ class MainScreen(Screen[None]):
         # The first frame shows the layout with stand-ins drawn like the panes, the runbook
         # list and the footer: the real ones (their modules, styles, rows) cost more to set up
         # than the rest of the app and replace them right after it (`first_frame_shown`).
-        with Horizontal(id="body"):
-            with Grid(id="panes"):
+        with Body(id="body"):
+            with PaneGrid(id="panes"):
                 for name, title in PANE_TITLES:
                     slot = Static("waiting for first readings…", id=f"{name}-slot", classes="pane-slot")
                     slot.border_title = title
@@ -125,7 +141,7 @@ class MainScreen(Screen[None]):
             cls(self.app.store, thresholds=env.thresholds, configured=bool(kinds & set(cls.KINDS)), id=name)
             for name, cls in pane_classes()
         ]
-        grid = self.query_one("#panes", Grid)
+        grid = self.query_one("#panes", PaneGrid)
         grid.remove_children()
         grid.mount_all(self._panes)
         if self.focused is None:
