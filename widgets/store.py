@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -170,8 +169,13 @@ class ResultStore:
         stamp = (len(series), series[-1][0])
         cached = self._quantiles.get(key)
         if cached is None or cached[0] != stamp:
-            cached = self._quantiles[key] = (stamp, statistics.quantiles([v for _, v in series], n=100, method="inclusive"))
-        return cached[1][pct - 1]
+            cached = self._quantiles[key] = (stamp, sorted(v for _, v in series))
+        # statistics.quantiles(n=100, method="inclusive")[pct - 1], for the one cut point asked.
+        ordered = cached[1]
+        j, delta = divmod(pct * (len(ordered) - 1), 100)
+        if j + 1 >= len(ordered):
+            return ordered[-1]
+        return (ordered[j] * (100 - delta) + ordered[j + 1] * delta) / 100
 
     def rate(self, key: SeriesKey, window_s: float = 30.0) -> float | None:
         """Change per second over the last `window_s` seconds (None with too little history)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from probes.result import ProbeResult, Status, error_result
 from widgets.store import ResultStore
 
@@ -51,3 +53,19 @@ def test_rate_is_the_change_per_second_over_the_recent_window_only() -> None:
     assert store.rate(key, window_s=40) == 60 / 40  # half the window was flat
     assert store.rate(key, window_s=1000) == 60 / 120  # the whole history
     assert store.values(key, last=3) == [104.0, 107.0, 110.0]
+
+
+def test_percentiles_match_the_statistics_module() -> None:
+    """p50/p95 come from one sorted window, computed as statistics.quantiles' inclusive method."""
+    import random
+    import statistics
+
+    rng = random.Random(7)
+    for size in (2, 3, 10, 300):
+        store = ResultStore(history=300)
+        values = [rng.uniform(1, 500) for _ in range(size)]
+        for t, value in enumerate(values):
+            store.add([reading("primary", value, float(t))])
+        expected = statistics.quantiles(values, n=100, method="inclusive")
+        for pct in (1, 50, 95, 99):
+            assert store.percentile(("postgres", "primary", "replication"), pct) == pytest.approx(expected[pct - 1])
