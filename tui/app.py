@@ -109,9 +109,9 @@ class WarroomApp(App[int]):
         # The cockpit command paused the collector for start-up (tui/cockpit.py). What exists
         # now lives as long as the app: frozen, later collections need not scan it again.
         gc.freeze()
-        # Young objects of a refresh are mostly freed by reference counting; collecting them
-        # every 700 allocations (the default) cost ~1 ms of CPU a second, each a few ms less
-        # rarely costs less in all.
+        # A refresh's young objects are nearly all freed by reference counting: collecting
+        # them every 700 allocations (the default) cost ~1 ms of CPU a second; every 20000,
+        # a collection takes a few ms once in a while and less CPU in all.
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         gc.enable()
 

@@ -269,7 +269,6 @@ class SeriesRows(Widget):
         self._label_width: int | None = None
         self._spark_width = SPARK_MAX  # cells the sparklines had at the last render
         self._strips: dict[int, tuple[tuple[object, ...], Strip]] = {}  # y -> (line, its strip)
-        self.auto_links = False  # no links in these rows: skip looking for them at each line
 
     def show(self, lines: Sequence[tuple[Text, Sequence[float]]], label_width: int | None = None) -> None:
         """Set the lines (text, history); `label_width` aligns their sparklines."""
