@@ -116,7 +116,9 @@ class LiveSource:
         try:
             # Importing the backend is not the target's time: it stays outside the timeout.
             module = None if self._collector is not None else await self._backend(kind)
-            results = await asyncio.wait_for(self._collect(kind, target, module), self.timeout_s + GRACE_S)
+            # A timeout scope, not wait_for: no extra task per round.
+            async with asyncio.timeout(self.timeout_s + GRACE_S):
+                results = await self._collect(kind, target, module)
         except TimeoutError:
             message = f"{target.name}: timed out after {self.timeout_s:g}s (hung or unreachable?)"
             results = self._failed(kind, target, origin, message, timeout=True)
