@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import ssl
 import time
-import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from probes.config import HttpTarget
+from probes.http_body import MAX_BODY_BYTES, decoded, json_check
 from probes.result import ProbeResult, Status, error_result, grade, guarded, worst
 from probes.secrets import mask_url
 from probes.thresholds import Thresholds
@@ -22,8 +21,6 @@ from probes.tls import cert_days_left, cert_issue, days_words, unverified_cert
 KIND = "http"
 PROBES = ("http",)
 
-# Health endpoints are small; never download more than this per refresh.
-MAX_BODY_BYTES = 1024 * 1024
 # guarded() is only the backstop: our own timeout fires first and names the phase that hung.
 _BACKSTOP_S = 0.5
 
@@ -203,48 +200,6 @@ def _is_verify_error(exc: BaseException) -> bool:
     return any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(exc))
 
 
-# --- JSON field check -----------------------------------------------------------------------
-
-_MISSING = object()
-
-
-def json_lookup(document: Any, path: str) -> Any:
-    """`document` at a dotted path ("status.indicator", "checks.0.name"); _MISSING when absent."""
-    value = document
-    for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif (
-            isinstance(value, list)
-            and part.lstrip("-").isdigit()
-            and -len(value) <= int(part) < len(value)
-        ):
-            value = value[int(part)]
-        else:
-            return _MISSING
-    return value
-
-
-def _json_check(target: HttpTarget, body: bytes) -> tuple[bool | None, Any, str | None]:
-    """(json_ok, value seen, problem) for the endpoint's json_field/json_equals check."""
-    if not target.json_field:
-        return None, None, None
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return False, None, f"{target.json_field}: response is not JSON"
-    seen = json_lookup(document, target.json_field)
-    if seen is _MISSING:
-        return False, None, f"{target.json_field} missing from the response"
-    if target.json_equals is not None and seen != target.json_equals:
-        return (
-            False,
-            seen,
-            f"{target.json_field} == {json.dumps(seen, default=str)} (expected {json.dumps(target.json_equals, default=str)})",
-        )
-    return True, seen, None
-
-
 # --- the probe ------------------------------------------------------------------------------
 
 
@@ -261,17 +216,6 @@ async def _check(
     target: HttpTarget, thresholds: Thresholds, transport: httpx.AsyncHTTPTransport, timeout: float
 ) -> list[ProbeResult]:
     return [await _request(target, thresholds, transport, timeout)]
-
-
-def _decoded(body: bytes, encoding: str) -> bytes:
-    """The body as sent before compression: asked for identity, a server may compress anyway."""
-    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding.strip().lower())
-    if wbits is None or not body:
-        return body
-    try:
-        return zlib.decompressobj(wbits).decompress(body, MAX_BODY_BYTES)
-    except zlib.error:
-        return body
 
 
 async def _request(
@@ -347,7 +291,7 @@ async def _request(
             data={**base, "error": message, "tls_verified": False},
         )
     if encoding := response.headers.get("content-encoding"):
-        body = _decoded(body, encoding)
+        body = decoded(body, encoding)
     end = time.perf_counter()
     phases = timeline.phases(end)
     latency: float = phases["total_ms"] or 0.0
@@ -369,7 +313,7 @@ async def _request(
         issues.append((slow, f"slow: {latency:.0f} ms ({slow} at {limit:g} ms)"))
 
     if target.json_field and target.method != "HEAD":
-        data["json_ok"], data["json_value"], problem = _json_check(target, body)
+        data["json_ok"], data["json_value"], problem = json_check(target, body)
         if problem:
             issues.append((Status.FAIL, problem))
 

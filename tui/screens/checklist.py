@@ -43,6 +43,12 @@ class RunbookScreenBase(Screen[None]):
 
     app: WarroomApp  # type: ignore[assignment]
 
+    # The title bar and the line of the live reading, alike on every runbook screen.
+    DEFAULT_CSS = """
+    RunbookScreenBase #rb-title { dock: top; height: 1; width: 1fr; background: $panel; text-style: bold; padding: 0 1; }
+    RunbookScreenBase #live { height: 1; padding: 0 1; }
+    """
+
     def __init__(self, run: RunbookRun) -> None:
         super().__init__()
         self.run = run
@@ -220,8 +226,6 @@ class ChecklistScreen(RunbookScreenBase):
     ]
 
     DEFAULT_CSS = """
-    ChecklistScreen #rb-title { dock: top; height: 1; width: 1fr; background: $panel; text-style: bold; padding: 0 1; }
-    ChecklistScreen #live { height: 1; padding: 0 1; }
     ChecklistScreen Checklist { height: auto; max-height: 65%; }
     ChecklistScreen #detail { height: 1fr; min-height: 4; padding: 0 1; }
     """

@@ -36,9 +36,7 @@ class GuidedScreen(RunbookScreenBase):
     ]
 
     DEFAULT_CSS = """
-    GuidedScreen #rb-title { dock: top; height: 1; width: 1fr; background: $panel; text-style: bold; padding: 0 1; }
     GuidedScreen #step-head { height: 1; padding: 0 1; background: $boost; }
-    GuidedScreen #live { height: 1; padding: 0 1; }
     GuidedScreen #explain { height: 1fr; border: round $secondary; padding: 0 1; }
     GuidedScreen #explain:focus { border: round $accent; }
     GuidedScreen #explain Markdown { margin: 0; padding: 0; }
