@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
+from widgets.blank import BlankBacked
 from widgets.text_line import TextLine
 
 
-class EnvHeader(Horizontal):
+class EnvHeader(BlankBacked, Horizontal):
     """`warroom │ PROD │ prod-eu │ every 2s │ last 12:03:04 │ read-only │ 2 fail`.
 
     Production gets a red banner unless the config picks another colour; the banner text
@@ -24,7 +25,6 @@ class EnvHeader(Horizontal):
     cells per second for the clock instead of the whole header line.
     """
 
-    BLANK = True  # its labels cover it: Textual need not draw its own line at every tick
     DEFAULT_CSS = """
     EnvHeader { dock: top; height: 1; background: $panel; color: $text; }
     EnvHeader > Label { width: auto; height: 1; text-wrap: nowrap; }

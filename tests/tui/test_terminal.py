@@ -92,3 +92,28 @@ def test_with_colour_the_same_screen_is_coloured(config: Path) -> None:
     output, code = run_in_terminal(argv, env, (80, 24), until=b"200", within_s=15)
     assert code == 0
     assert COLOUR.findall(output)
+
+
+async def test_no_color_reaches_every_widget_including_the_blank_containers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run above catches a coloured cell only if the terminal happens to show it (under load
+    # it did: the first frame, before the panes mount, is all container). Here every widget's
+    # lines are checked, the containers Textual fills without drawing them included.
+    from textual.geometry import Region
+
+    from tests.tui.conftest import incident_app, main_screen_settled
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await main_screen_settled(pilot)
+        coloured, checked = [], set()
+        for widget in app.screen.walk_children(with_self=True):
+            checked.add(type(widget).__name__)
+            width, height = widget.size
+            for strip in widget.render_lines(Region(0, 0, width, height)):
+                for segment in strip:
+                    colours = (segment.style.color, segment.style.bgcolor) if segment.style else ()
+                    if any(colour is not None and not colour.is_default for colour in colours):
+                        coloured.append(type(widget).__name__)
+        assert sorted(set(coloured)) == []
+        assert {"MainScreen", "PaneGrid", "EnvHeader", "SeriesRows"} <= checked

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from probes.registry import targets
+from widgets.blank import BlankBacked
 from widgets.env_header import EnvHeader
 from widgets.store import STATE_RANK
 
@@ -49,24 +50,16 @@ def pane_classes() -> tuple[tuple[str, type[Pane]], ...]:
     return tuple((name, cls) for (name, _title), cls in zip(PANE_TITLES, classes, strict=True))
 
 
-class Body(Horizontal):
-    """The panes and the sidebar side by side. Blank (Textual draws no lines of its own for
-    it): at every refresh Textual redraws each widget under the changed cells whole, and the
-    full-height containers were a third of those lines."""
-
-    BLANK = True
+class Body(BlankBacked, Horizontal):
+    """The panes and the sidebar side by side."""
 
 
-class PaneGrid(Grid):
-    """The six panes. Blank, as `Body`."""
-
-    BLANK = True
+class PaneGrid(BlankBacked, Grid):
+    """The six panes."""
 
 
-class MainScreen(Screen[None]):
+class MainScreen(BlankBacked, Screen[None]):
     """Everything at a glance. Narrow terminals get a tighter grid and no sidebar."""
-
-    BLANK = True  # its widgets cover it (see `Body`)
 
     app: WarroomApp  # type: ignore[assignment]
 
