@@ -95,6 +95,21 @@ async def test_pane_states_and_header_counts() -> None:
         assert "3 fail, 3 warn" in text and "Locks · fail" in text
 
 
+async def test_a_changed_pane_subtitle_replaces_the_old_one_on_screen() -> None:
+    # A subtitle change repaints only the pane's bottom border: the old text must not linger
+    # there (a longer one before a shorter one), nor the new one miss the screen.
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await main_screen_settled(pilot)
+        latency = app.screen.query_one("#latency", Pane)
+        for summary, gone in (("worst p95 123456ms", None), ("worst p95 7ms", "123456ms"), ("", "p95 7ms")):
+            latency.set_summary(latency.state, summary)
+            await pilot.pause()
+            bottom = screen_text(app).splitlines()[latency.region.bottom - 1]
+            assert summary in bottom
+            assert gone is None or gone not in bottom
+
+
 def _timeouts(target: str, probes: list[str], ts: float) -> list[ProbeResult]:
     summary = f"{target}: timed out after 1s (hung or unreachable?)"
     return [ProbeResult(target, "postgres", p, Status.ERROR, summary, None, {"timeout": True}, 1000.0, ts) for p in probes]
