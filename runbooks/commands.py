@@ -79,6 +79,10 @@ async def docker_call(env: Environment, target: DockerTarget, words: tuple[str, 
     if verdict.verdict == "refused" or (read and not verdict.read_only) or (not read and verdict.read_only):
         raise PermissionError(f"docker command refused: {verdict.reason}")
     verb = parts[0]
+    if len(parts) > 1 and target.containers and parts[1] not in target.containers:
+        # A target that lists its containers covers those only: its runbooks neither read nor
+        # act on the engine's other containers (another team's, or the engine's own helpers).
+        raise PermissionError(f"{parts[1]}: not one of {target.name}'s containers ({', '.join(target.containers)})")
     if verb in ("ps", "inspect"):
         from probes import docker as docker_probe
 
