@@ -99,7 +99,10 @@ class RunbookSidebar(Vertical):
         if not found:
             return  # not composed yet: compose() builds the options from the current state
         options = found.first()
-        current = options.highlighted_option.id if options.highlighted_option is not None else None
+        # While the operator is in the list, the cursor stays on the runbook it is on however
+        # the list reorders. Otherwise it goes back to the top, the first suggestion: `r` then
+        # Enter opens what the readings point to, not what happened to be first at start-up.
+        current = options.highlighted_option.id if options.highlighted_option is not None and options.has_focus else None
         options.clear_options()
         options.add_options(self._options())
         index = next((i for i in range(options.option_count) if options.get_option_at_index(i).id == current), None)

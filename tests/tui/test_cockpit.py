@@ -266,3 +266,34 @@ async def test_number_then_enter_typed_without_pause_opens_that_pane() -> None:
         while not isinstance(app.screen, LocksDetail) and time.monotonic() < deadline:
             await pilot.pause(0.05)
         assert isinstance(app.screen, LocksDetail), app.screen
+
+
+async def test_r_then_enter_opens_the_top_suggestion_after_the_list_reorders() -> None:
+    # Start quiet: the list is alphabetical and its cursor on the first runbook. Then the
+    # incident's readings arrive and suggestions move to the top: `r` Enter must open the
+    # top suggestion, not the runbook that was first at start-up.
+    source = FixedSource([])
+    app = make_app(fixtures.environment(), source=source, clock=fixtures.clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await main_screen_settled(pilot)
+        sidebar = app.screen.query_one("#sidebar", RunbookSidebar)
+        options = sidebar.query_one(OptionList)
+        first_at_start = options.get_option_at_index(0).id
+        source.push(fixtures.incident_results())
+        deadline = time.monotonic() + 10
+        while not sidebar.suggested and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        top = options.get_option_at_index(0).id
+        assert top in sidebar.suggested and top != first_at_start
+        await pilot.press("r", "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunbookScreen"
+        assert app.screen.run.runbook.id == top  # type: ignore[attr-defined]
+        await pilot.press("escape")
+
+        # In the list, the cursor stays on the runbook it is on when the order changes.
+        await pilot.press("r", "down", "down")
+        chosen = options.highlighted_option.id
+        sidebar.suggest([])  # the incident is over: no suggestions, alphabetical again
+        assert options.highlighted_option.id == chosen
+        assert options.get_option_at_index(0).id == first_at_start
