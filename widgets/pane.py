@@ -166,6 +166,8 @@ class Pane(VerticalScroll, can_focus=True):
         if not (summary and self.border_subtitle and height):
             self.border_subtitle = summary  # appears, disappears, or not laid out yet
             return
+        # What Textual's `border_subtitle` setter stores, without its whole-widget refresh
+        # (Textual is pinned in pyproject.toml; the subtitle test fails if this goes stale).
         self._border_subtitle = self.render_str(summary).expand_tabs(4).split()[0]
         self.refresh(Region(0, height - 1, width, 1).translate(-self.content_offset))
 
