@@ -183,10 +183,11 @@ _VERBS = {"pg_terminate_backend": "terminate backend pid {}", "pg_cancel_backend
 def describe_action(step: Step, context: RunContext | None = None, env: Environment | None = None) -> str:
     """Exactly what the action will do to which target, for the confirmation dialog.
 
-    Raises EvalError when a template cannot be filled (the action must then be refused).
+    Raises EvalError when a template cannot be filled, or a Docker action names a container its
+    target does not list (the action must then be refused).
     """
     command = _fill(step, context or RunContext())
-    where = step.target
+    where, target = step.target, None
     if env is not None:
         try:
             _, target = find_target(env, step.target, step.target_kind)
@@ -206,6 +207,10 @@ def describe_action(step: Step, context: RunContext | None = None, env: Environm
     if step.block == "docker":
         words = command.split()
         words = words[1:] if words[:1] == ["docker"] else words
+        listed = getattr(target, "containers", ())
+        if listed and words[1] not in listed:
+            # Refused before any confirmation; the engine call refuses it too (commands.py).
+            raise EvalError(f"container {words[1]} is not one of {step.target}'s containers ({', '.join(listed)})")
         return f"{words[0]} container {words[1]} on Docker engine {where}"
     return redact(f"run Redis command `{' '.join(command.split())[:300]}` on {where}")
 
@@ -219,7 +224,7 @@ async def execute_action(step: Step, env: Environment, *, context: RunContext | 
     try:
         description = describe_action(step, context, env)
     except EvalError as exc:
-        out = _outcome(step, Outcome.REFUSED, f"cannot fill the action: {exc}", started)
+        out = _outcome(step, Outcome.REFUSED, f"refused: {exc}", started)
         context.record(out, "action-declined")
         return out
     if read_only or not confirmed:

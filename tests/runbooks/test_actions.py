@@ -10,6 +10,8 @@ import pytest
 import redis
 
 from probes.config import DockerTarget, Environment
+from runbooks.commands import docker_call
+from runbooks.conditions import EvalError
 from runbooks.journal import Journal
 from runbooks.loader import parse_runbook
 from runbooks.model import Runbook
@@ -142,9 +144,16 @@ async def test_docker_restart_runs_only_when_confirmed_and_only_on_the_targets_c
     assert _started_at(pool, mine) != before
     assert pool.inspect(mine)["State"]["Running"]
 
-    # The same action aimed at a container the target does not list is refused by the engine call.
+    # The same action aimed at a container the target does not list is refused before any
+    # confirmation (describe_action) and, asked directly, by the engine call as well.
     other_before = _started_at(pool, other)
-    stray = await execute_action(_restarter(other).step("restart"), env, context=context, confirmed=True, read_only=False, timeout=20)
-    assert stray.status == Outcome.ERROR and f"{other}: not one of docker's containers" in stray.summary
+    stray_step = _restarter(other).step("restart")
+    with pytest.raises(EvalError, match=f"container {other} is not one of docker's containers"):
+        describe_action(stray_step, context, env)
+    stray = await execute_action(stray_step, env, context=context, confirmed=True, read_only=False, timeout=20)
+    assert stray.status == Outcome.REFUSED and "not one of docker's containers" in stray.summary
+    with pytest.raises(PermissionError, match=f"{other}: not one of docker's containers"):
+        await docker_call(env, env.docker, (), f"restart {other}", 20, read=False)
     assert _started_at(pool, other) == other_before
-    assert [e.kind for e in journal.events(context.incident_id)] == ["probe", "action-declined", "action-declined", "action", "action"]
+    kinds = [e.kind for e in journal.events(context.incident_id)]
+    assert kinds == ["probe", "action-declined", "action-declined", "action", "action-declined"]

@@ -180,7 +180,7 @@ class RunbookScreenBase(Screen[None]):
         try:
             what = self.run.describe(step)
         except EvalError as exc:
-            self.notify(f"cannot run {step.id} yet: {exc}", severity="error")
+            self.notify(f"cannot run {step.id}: {exc}", severity="error")
             self.start_action(step, confirmed=False)  # refused and journaled, never guessed
             return
 
@@ -300,7 +300,7 @@ class ChecklistScreen(RunbookScreenBase):
             try:
                 return f"a: {self.run.describe(step)} (asks for confirmation)"
             except EvalError as exc:
-                return f"cannot run yet: {exc}"
+                return f"cannot run: {exc}"
         if step.kind == "manual":
             return "p pass · f fail · s skip · n note"
         again = "" if self.run.states[step.id].status == "pending" else " again"
