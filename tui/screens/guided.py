@@ -37,7 +37,7 @@ class GuidedScreen(RunbookScreenBase):
 
     DEFAULT_CSS = """
     GuidedScreen #step-head { height: 1; padding: 0 1; background: $boost; }
-    GuidedScreen #explain { height: 1fr; border: round $secondary; padding: 0 1; }
+    GuidedScreen #explain { height: auto; max-height: 1fr; border: round $secondary; padding: 0 1; }
     GuidedScreen #explain:focus { border: round $accent; }
     GuidedScreen #explain Markdown { margin: 0; padding: 0; }
     GuidedScreen #result { height: auto; max-height: 6; padding: 0 1; }
