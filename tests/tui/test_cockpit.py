@@ -82,6 +82,37 @@ async def test_help_lists_every_binding_and_closes() -> None:
         assert isinstance(app.screen, MainScreen)
 
 
+async def test_help_is_kept_while_its_keys_stay_the_same_and_rebuilt_when_they_change() -> None:
+    app = incident_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await main_screen_settled(pilot)
+
+        async def help_ids() -> tuple[HelpScreen, set[str]]:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            help_screen = app.screen
+            ids = {row[2] for row in help_screen.rows}
+            assert "Keys (Escape closes)" in screen_text(app)
+            await pilot.press("escape")
+            await pilot.pause()
+            return help_screen, ids
+
+        first, main_ids = await help_ids()
+        again, again_ids = await help_ids()
+        assert again is first and again_ids == main_ids  # the same keys: the same screen, shown again
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("r", "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunbookScreen"
+        in_runbook, runbook_ids = await help_ids()
+        assert in_runbook is not first and "runbook.run" in runbook_ids and "runbook.run" not in main_ids
+        assert not first.is_attached  # the old one is gone, not kept alongside
+        await pilot.press("escape", "1")  # back on the main screen, on the first pane as at start
+        _, back_ids = await help_ids()
+        assert back_ids == main_ids
+
+
 async def test_pane_states_and_header_counts() -> None:
     app = incident_app()
     async with app.run_test(size=(120, 40)) as pilot:
