@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import time
 from pathlib import Path
@@ -328,3 +329,24 @@ async def test_r_then_enter_opens_the_top_suggestion_after_the_list_reorders() -
         sidebar.suggest([])  # the incident is over: no suggestions, alphabetical again
         assert options.highlighted_option.id == chosen
         assert options.get_option_at_index(0).id == first_at_start
+
+
+async def test_locks_detail_keeps_the_indent_of_a_query_that_wraps() -> None:
+    # On an 80-column bastion session a long query wraps: its continuation lines must stay
+    # under the session they belong to, or the blocking tree no longer reads.
+    long_query = "UPDATE accounts SET balance = balance - 10 WHERE " + " AND ".join(f"region_{i} = {i}" for i in range(14))
+    results = []
+    for result in fixtures.incident_results():
+        if result.target == "primary" and result.probe == "locks":
+            chain = {**result.data["chains"][0], "query": long_query}
+            result = dataclasses.replace(result, data={**result.data, "chains": [chain]})
+        results.append(result)
+    app = make_app(fixtures.environment(), source=FixedSource(results), clock=fixtures.clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await main_screen_settled(pilot)
+        await pilot.press("3", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, LocksDetail)
+        lines = [line for line in screen_text(app).splitlines() if "region_" in line]
+        assert len(lines) >= 3  # it did wrap
+        assert all(line.startswith("    ") and not line.startswith("     ") for line in lines), lines

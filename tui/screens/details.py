@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -171,18 +172,20 @@ class LocksDetail(DetailScreen):
             yield Static(id="chains-text")
 
     def refresh_view(self) -> None:
-        parts: list[Text] = []
+        # Indented with padding, not spaces: a query that wraps on a narrow terminal keeps its
+        # indent on every line, so the tree still reads.
+        parts: list[Text | Padding] = []
         for reading in self.app.store.readings("locks"):
             parts.append(instance_label(reading))
             for chain in reading.result.data.get("chains") or ():
-                head = Text(f"\n  blocker pid {chain.get('blocker_pid')}", style="bold red")
+                head = Text(f"blocker pid {chain.get('blocker_pid')}", style="bold red")
                 head.append(f"  {chain.get('state') or '?'}  user {chain.get('usename') or '?'}")
                 head.append(f"  app {chain.get('application_name') or '-'}  xact {format_age(chain.get('xact_age_s'))}")
-                parts.append(head)
-                parts.append(Text(f"    {chain.get('query') or ''}", style="cyan"))
+                parts.append(Padding(head, (1, 0, 0, 2)))
+                parts.append(Padding(Text(chain.get("query") or "", style="cyan"), (0, 0, 0, 4)))
                 for s in chain.get("blocked_sessions") or ():
                     by = ", ".join(str(p) for p in s.get("blocked_by") or ())
-                    parts.append(Text(f"    └ pid {s.get('pid')} waits {format_age(s.get('wait_s'))} on {by}", style="bold"))
-                    parts.append(Text(f"      {s.get('query') or ''}", style="cyan"))
+                    parts.append(Padding(Text(f"└ pid {s.get('pid')} waits {format_age(s.get('wait_s'))} on {by}", style="bold"), (0, 0, 0, 4)))
+                    parts.append(Padding(Text(s.get("query") or "", style="cyan"), (0, 0, 0, 6)))
             parts.append(Text(""))
         self.query_one("#chains-text", Static).update(Group(*parts) if parts else "no PostgreSQL configured")
