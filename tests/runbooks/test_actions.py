@@ -123,6 +123,7 @@ def _started_at(pool: Containers, name: str) -> str:
     return pool.inspect(name)["State"]["StartedAt"]
 
 
+@pytest.mark.docker
 async def test_docker_restart_runs_only_when_confirmed_and_only_on_the_targets_containers(pool: Containers, tmp_path: Path) -> None:
     # Exits at once on SIGTERM (a shell as PID 1 would ignore it: a 10 s restart).
     command = "trap 'exit 0' TERM; sleep 300 & wait"
