@@ -67,6 +67,15 @@ async def redis_call(target: RedisTarget, words: tuple[str, ...], command: str, 
     return {"status": "ok", "value": value, "data": data, "summary": f"{' '.join(words[:2])}: {shown[:120]}"}
 
 
+def unlisted_container(target: DockerTarget, name: str) -> str | None:
+    """Why `name` is out of bounds for `target`, or None. A target that lists its containers
+    covers those only: its runbooks neither read nor act on the engine's other containers
+    (another team's, or the engine's own helpers)."""
+    if target.containers and name not in target.containers:
+        return f"container {name} is not one of {target.name}'s containers ({', '.join(target.containers)})"
+    return None
+
+
 def _docker_words(command: str) -> list[str]:
     words = split_command(command)
     return words[1:] if words[:1] == ["docker"] else words
@@ -79,10 +88,8 @@ async def docker_call(env: Environment, target: DockerTarget, words: tuple[str, 
     if verdict.verdict == "refused" or (read and not verdict.read_only) or (not read and verdict.read_only):
         raise PermissionError(f"docker command refused: {verdict.reason}")
     verb = parts[0]
-    if len(parts) > 1 and target.containers and parts[1] not in target.containers:
-        # A target that lists its containers covers those only: its runbooks neither read nor
-        # act on the engine's other containers (another team's, or the engine's own helpers).
-        raise PermissionError(f"{parts[1]}: not one of {target.name}'s containers ({', '.join(target.containers)})")
+    if len(parts) > 1 and (outside := unlisted_container(target, parts[1])):
+        raise PermissionError(outside)
     if verb in ("ps", "inspect"):
         from probes import docker as docker_probe
 

@@ -8,10 +8,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from probes.config import Environment
+from probes.config import DockerTarget, Environment
 from probes.secrets import redact
 from runbooks.classify import classify_sql, tokenize
-from runbooks.commands import docker_call, find_target, redis_call, target_address
+from runbooks.commands import (
+    docker_call,
+    find_target,
+    redis_call,
+    target_address,
+    unlisted_container,
+)
 from runbooks.conditions import EvalError, render, render_text
 from runbooks.model import Runbook, Step
 
@@ -207,10 +213,9 @@ def describe_action(step: Step, context: RunContext | None = None, env: Environm
     if step.block == "docker":
         words = command.split()
         words = words[1:] if words[:1] == ["docker"] else words
-        listed = getattr(target, "containers", ())
-        if listed and words[1] not in listed:
-            # Refused before any confirmation; the engine call refuses it too (commands.py).
-            raise EvalError(f"container {words[1]} is not one of {step.target}'s containers ({', '.join(listed)})")
+        # Refused before any confirmation; docker_call refuses it too.
+        if isinstance(target, DockerTarget) and (outside := unlisted_container(target, words[1])):
+            raise EvalError(outside)
         return f"{words[0]} container {words[1]} on Docker engine {where}"
     return redact(f"run Redis command `{' '.join(command.split())[:300]}` on {where}")
 

@@ -27,7 +27,9 @@ from tests.conftest import SandboxHandle
 from tests.dockerd import Containers, containers_fixture, engine_url_or_skip
 
 
-def _runbook(text: str) -> Runbook:
+def _runbook(rb_id: str, steps: str) -> Runbook:
+    """A runbook of `steps` (Markdown) under a minimal front matter."""
+    text = f"---\nid: {rb_id}\ntitle: {rb_id}\nseverity: low\n---\n{steps}"
     rb, problems = parse_runbook(text, "test.md")
     assert rb is not None, problems
     return rb
@@ -42,12 +44,7 @@ def _journaled(tmp_path: Path, rb: Runbook, env: Environment) -> tuple[Journal, 
 
 
 def _unlinker(key: str) -> Runbook:
-    return _runbook(f"""---
-id: unlinker
-title: Drop a key
-severity: low
----
-1. **Is the key there?**
+    return _runbook("unlinker", f"""1. **Is the key there?**
    ```redis target=redis id=exists pass="value == 1"
    EXISTS {key}
    ```
@@ -103,12 +100,7 @@ def pool() -> Iterator[Containers]:
 
 
 def _restarter(name: str) -> Runbook:
-    return _runbook(f"""---
-id: restarter
-title: Restart a container
-severity: low
----
-1. **Is it running?**
+    return _runbook("restarter", f"""1. **Is it running?**
    ```docker target=docker id=state pass="data.state == 'running'"
    inspect {name}
    ```
@@ -153,7 +145,7 @@ async def test_docker_restart_runs_only_when_confirmed_and_only_on_the_targets_c
         describe_action(stray_step, context, env)
     stray = await execute_action(stray_step, env, context=context, confirmed=True, read_only=False, timeout=20)
     assert stray.status == Outcome.REFUSED and "not one of docker's containers" in stray.summary
-    with pytest.raises(PermissionError, match=f"{other}: not one of docker's containers"):
+    with pytest.raises(PermissionError, match=f"container {other} is not one of docker's containers"):
         await docker_call(env, env.docker, (), f"restart {other}", 20, read=False)
     assert _started_at(pool, other) == other_before
     kinds = [e.kind for e in journal.events(context.incident_id)]
