@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from probes.secrets import mask_url, remember
+from probes import endpoints
+from probes.config_lines import key_lines
+from probes.secrets import mask_url, redact, remember
 from probes.thresholds import DEFAULTS, Thresholds
 
 CONFIG_NAME = "warroom.toml"
@@ -20,6 +22,8 @@ class ConfigError(Exception):
     """A configuration problem, phrased for the operator: file, line, key, expectation."""
 
     def __init__(self, path: Path | str, key: str, expected: str, line: int | None = None) -> None:
+        # Redacted as a last guard: a message may quote a value that holds a secret.
+        key, expected = redact(key.lstrip(".")), redact(expected)
         self.path, self.key, self.expected, self.line = str(path), key, expected, line
         where = f"{self.path}:{line}" if line else self.path
         super().__init__(f"{where}: {key}: {expected}" if key else f"{where}: {expected}")
@@ -31,6 +35,9 @@ class PostgresTarget:
     dsn: str = field(repr=False)
     role: str = "primary"  # primary / replica
     expect_replicas: tuple[str, ...] = ()
+    # Actions connect with their own credential; "" means this target runs no SQL action.
+    action_dsn: str = field(default="", repr=False)
+    action_dsn_env: str = ""  # the variable action_dsn came from, named when it is not set
 
     @property
     def display_dsn(self) -> str:
@@ -38,10 +45,7 @@ class PostgresTarget:
 
     @property
     def address(self) -> str:
-        parts = urlsplit(self.dsn) if "://" in self.dsn else None
-        if parts and parts.hostname:
-            return f"{parts.hostname}:{parts.port or 5432}"
-        return self.display_dsn
+        return endpoints.postgres_address(self.dsn) or self.display_dsn
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,9 @@ class RedisTarget:
     queues: tuple[str, ...] = ()
     discover: bool = True
     scan_count: int = 1000  # upper bound on keys examined by queue discovery
+    # Actions connect with their own credential; "" means this target runs no Redis action.
+    action_url: str = field(default="", repr=False)
+    action_url_env: str = ""  # the variable action_url came from, named when it is not set
 
     @property
     def display_url(self) -> str:
@@ -60,7 +67,7 @@ class RedisTarget:
 @dataclass(frozen=True, slots=True)
 class HttpTarget:
     name: str
-    url: str
+    url: str = field(repr=False)  # may carry a token in its query string
     method: str = "GET"
     expect_status: int = 200
     latency_warn_ms: float | None = None
@@ -144,7 +151,40 @@ def parse_config(text: str, path: Path | str = CONFIG_NAME) -> Config:
         line = int(match[1]) if match else None
         message = re.sub(r"\s*\(at line \d+, column (\d+)\)", r" (column \1)", str(exc))
         raise ConfigError(path, "", f"not valid TOML: {message}", line) from None
+    except (ValueError, RecursionError) as exc:  # tomllib lets these through; never a traceback
+        raise _beyond_toml_limits(path, text, exc) from None
     return _Validator(path, text).config(raw)
+
+
+def _beyond_toml_limits(path: Path, text: str, exc: BaseException) -> ConfigError:
+    """An integer longer than Python converts (4300 digits) or arrays nested too deep to read."""
+    lines = text.split("\n")  # as TOML counts lines (splitlines() also splits at \x85, \u2028)
+    if isinstance(exc, RecursionError):
+        depth = 0
+        for number, line in enumerate(lines, start=1):
+            for char in line:
+                depth += (char in "[{") - (char in "]}")
+                if depth > 100:
+                    return ConfigError(path, "", "not valid TOML here: arrays or tables nested too deeply", number)
+        return ConfigError(path, "", "not valid TOML: arrays or tables nested too deeply")
+    number = next((n for n, line in enumerate(lines, start=1) if re.search(r"\d{4000}", line.replace("_", ""))), None)
+    return ConfigError(path, "", "not valid TOML here: a number with too many digits", number)
+
+
+# Keys whose values may hold a secret: an error shows their type, never their value.
+_SECRET_KEYS = re.compile(r"dsn|url|password|passwd|secret|token|auth|header|credential|cookie", re.I)
+_TOML_TYPES = {"str": "a string", "int": "an integer", "float": "a float", "bool": "a boolean", "list": "an array",
+               "dict": "a table", "datetime": "a date-time", "date": "a date", "time": "a time"}
+
+
+def _shown(name: str, value: Any) -> str:
+    """A wrong-typed value, for the message: its TOML type, plus the value when it is short and
+    the key is not one that holds secrets."""
+    kind = _TOML_TYPES.get(type(value).__name__, type(value).__name__)
+    if _SECRET_KEYS.search(name) or isinstance(value, list | dict):
+        return kind
+    text = repr(value)
+    return f"{kind} {text}" if len(text) <= 40 else kind
 
 
 class _Validator:
@@ -152,20 +192,34 @@ class _Validator:
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.lines = text.splitlines()
+        self.text = text
+        self._lines: dict[str, int] | None = None
 
     def fail(self, key: str, expected: str) -> ConfigError:
         return ConfigError(self.path, key, expected, self._line_of(key))
 
     def _line_of(self, key: str) -> int | None:
-        leaf = key.rsplit(".", 1)[-1].split("[", 1)[0]
-        for number, line in enumerate(self.lines, start=1):
-            stripped = line.strip()
-            if stripped.startswith(f"{leaf} ") or stripped.startswith(f"{leaf}=") or stripped.startswith(f'"{leaf}"'):
-                return number
-            if stripped.startswith("[") and stripped.strip("[]").endswith(leaf):
-                return number
+        """The key's own line, else its nearest enclosing key's (a missing key, an inline table)."""
+        if self._lines is None:
+            self._lines = key_lines(self.text)
+        key = key.lstrip(".")
+        while key:
+            if key in self._lines:
+                return self._lines[key]
+            key = key[: key.rindex("[")] if key.endswith("]") and "[" in key else key.rpartition(".")[0]
         return None
+
+    def checked_url(self, value: str, key: str, kind: str) -> str:
+        """`value`, a URL or DSN for a `kind` target ("postgres", "redis", "http", "docker"),
+        checked as its driver will read it; every password, token and key in it is remembered
+        for `redact`. The ConfigError names `key` and never quotes the value."""
+        try:
+            found = endpoints.check(kind, value)
+        except endpoints.EndpointError as exc:
+            raise self.fail(key, str(exc)) from None
+        for secret in found.secrets:
+            remember(secret)
+        return value
 
     def table(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -184,10 +238,12 @@ class _Validator:
         value = table[name]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            value = float(value) if abs(value) < 2**1023 else math.inf
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             wanted = " or ".join(k.__name__ for k in kinds)
-            raise self.fail(f"{key}.{name}", f"expected {wanted}, got {value!r}")
+            raise self.fail(f"{key}.{name}", f"expected {wanted}, got {_shown(name, value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(f"{key}.{name}", "expected an ordinary number (not inf, nan or beyond 1e308)")
         return value
 
     def positive(self, table: dict[str, Any], name: str, key: str, default: float) -> float:
@@ -195,6 +251,12 @@ class _Validator:
         if value <= 0:
             raise self.fail(f"{key}.{name}", f"expected a number above 0, got {value!r}")
         return value
+
+    def _directory(self, text: str) -> Path:
+        try:
+            return (self.path.parent / text).resolve()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+            raise self.fail("runbook_dirs", "expected folder paths") from None
 
     def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
         value = self.typed(table, name, key, list, [])
@@ -213,13 +275,25 @@ class _Validator:
             return value
         return self.typed(table, direct, key, str, required=True)
 
+    def optional_secret(self, table: dict[str, Any], key: str, direct: str, env_key: str) -> tuple[str, str]:
+        """(value, variable name) of a credential a target may go without; ("", "") when absent.
+
+        An `*_env` variable that is not set leaves the value empty instead of failing the config:
+        an operator without the action credential still gets the read-only cockpit, and the
+        checklist names the variable when an action is asked for."""
+        if direct in table and env_key in table:
+            raise self.fail(f"{key}.{direct}", f"give either {direct} or {env_key}, not both")
+        var = self.typed(table, env_key, key, str, "")
+        value = os.environ.get(var, "") if var else self.typed(table, direct, key, str, "")
+        if direct in table and not value.strip():
+            raise self.fail(f"{key}.{direct}", "must not be empty (leave the key out instead)")
+        return value, var
+
     def config(self, raw: dict[str, Any]) -> Config:
         self.table(raw, "", {"refresh", "timeout", "runbook_dirs", "keys", "environments"})
         refresh = self.positive(raw, "refresh", "", 2.0)
         timeout = self.positive(raw, "timeout", "", 2.0)
-        runbook_dirs = tuple(
-            (self.path.parent / p).resolve() for p in self.strings(raw, "runbook_dirs", "")
-        )
+        runbook_dirs = tuple(self._directory(p) for p in self.strings(raw, "runbook_dirs", ""))
         keys = self.typed(raw, "keys", "", dict, {})
         for binding, value in keys.items():
             if not isinstance(value, str):
@@ -276,26 +350,30 @@ class _Validator:
         return name
 
     def postgres(self, raw: Any, key: str) -> PostgresTarget:
-        t = self.table(raw, key, {"name", "dsn", "dsn_env", "role", "expect_replicas"})
+        t = self.table(raw, key, {"name", "dsn", "dsn_env", "action_dsn", "action_dsn_env", "role", "expect_replicas"})
+        action_dsn, action_var = self.optional_secret(t, key, "action_dsn", "action_dsn_env")
+        if action_dsn:
+            self.checked_url(action_dsn, f"{key}.{'action_dsn_env' if action_var else 'action_dsn'}", "postgres")
         dsn = self.secret_from_env(t, key, "dsn", "dsn_env")
-        if "://" in dsn:
-            remember(urlsplit(dsn).password)
+        self.checked_url(dsn, f"{key}.{'dsn_env' if 'dsn_env' in t else 'dsn'}", "postgres")
         role = self.typed(t, "role", key, str, "primary")
         if role not in ("primary", "replica"):
             raise self.fail(f"{key}.role", f"expected \"primary\" or \"replica\", got {role!r}")
-        return PostgresTarget(self._name(t, key), dsn, role, self.strings(t, "expect_replicas", key))
+        return PostgresTarget(self._name(t, key), dsn, role, self.strings(t, "expect_replicas", key), action_dsn, action_var)
 
     def redis(self, raw: Any, key: str) -> RedisTarget:
-        t = self.table(raw, key, {"name", "url", "url_env", "queues", "discover", "scan_count"})
+        t = self.table(raw, key, {"name", "url", "url_env", "action_url", "action_url_env", "queues", "discover", "scan_count"})
+        action_url, action_var = self.optional_secret(t, key, "action_url", "action_url_env")
+        if action_url:
+            self.checked_url(action_url, f"{key}.{'action_url_env' if action_var else 'action_url'}", "redis")
         url = self.secret_from_env(t, key, "url", "url_env")
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise self.fail(f"{key}.url", "expected a redis://, rediss:// or unix:// URL")
-        remember(urlsplit(url).password)
+        self.checked_url(url, f"{key}.{'url_env' if 'url_env' in t else 'url'}", "redis")
         scan_count = self.typed(t, "scan_count", key, int, 1000)
         if scan_count <= 0:
             raise self.fail(f"{key}.scan_count", "expected a positive integer")
         return RedisTarget(
-            self._name(t, key), url, self.strings(t, "queues", key), self.typed(t, "discover", key, bool, True), scan_count
+            self._name(t, key), url, self.strings(t, "queues", key), self.typed(t, "discover", key, bool, True), scan_count,
+            action_url, action_var,
         )
 
     def http(self, raw: Any, key: str) -> HttpTarget:
@@ -304,9 +382,7 @@ class _Validator:
             key,
             {"name", "url", "method", "expect_status", "latency_warn_ms", "latency_fail_ms", "json_field", "json_equals"},
         )
-        url = self.typed(t, "url", key, str, required=True)
-        if not url.startswith(("http://", "https://")):
-            raise self.fail(f"{key}.url", "expected an http:// or https:// URL")
+        url = self.checked_url(self.typed(t, "url", key, str, required=True), f"{key}.url", "http")
         method = self.typed(t, "method", key, str, "GET").upper()
         if method not in ("GET", "HEAD"):
             raise self.fail(f"{key}.method", "probes are read-only: expected GET or HEAD")
@@ -327,6 +403,7 @@ class _Validator:
     def docker(self, raw: Any, key: str) -> DockerTarget:
         t = self.table(raw, key, {"name", "base_url", "containers"})
         base_url = self.typed(t, "base_url", key, str, "") or os.environ.get("DOCKER_HOST", "")
+        self.checked_url(base_url, f"{key}.base_url" if t.get("base_url") else "DOCKER_HOST", "docker")
         return DockerTarget(
             name=self.typed(t, "name", key, str, "docker"),
             base_url=base_url or "unix:///var/run/docker.sock",

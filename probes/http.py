@@ -6,17 +6,20 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from probes.config import HttpTarget
-from probes.http_body import MAX_BODY_BYTES, decoded, json_check
-from probes.result import ProbeResult, Status, error_result, grade, guarded, worst
+from probes.http_body import MAX_BODY_BYTES, body_note, decoded, json_check
+from probes.lag import EXTRA_TIMEOUTS, PatientTimeout
+from probes.result import ProbeResult, Status, error_result, grade, guarded, lag_words, worst
 from probes.secrets import mask_url
 from probes.thresholds import Thresholds
 from probes.tls import cert_days_left, cert_issue, days_words, unverified_cert
+from probes.units import duration_ms
 
 KIND = "http"
 PROBES = ("http",)
@@ -118,13 +121,21 @@ class Session:
         await shared.transport.aclose()
 
 
-class _Timeline:
-    """The httpcore `trace` extension callback: remembers when each phase started and ended."""
+def _no_stall(start: float, end: float) -> float:
+    return 0.0
 
-    def __init__(self) -> None:
+
+class _Timeline:
+    """The httpcore `trace` extension callback: remembers when each phase started and ended.
+
+    `stalled(start, end)` is how long warroom's own event loop stalled in between: a phase's
+    duration leaves it out (the answer was there; warroom was busy elsewhere)."""
+
+    def __init__(self, stalled: Callable[[float, float], float] = _no_stall) -> None:
         self.start = time.perf_counter()
         self.marks: dict[str, float] = {}
         self.stage = "pool"
+        self.stalled = stalled
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         # "connection.connect_tcp.started" / "http11.receive_response_headers.complete"
@@ -138,7 +149,10 @@ class _Timeline:
     def span_ms(self, first: str, last: str) -> float | None:
         if first not in self.marks or last not in self.marks:
             return None
-        return round((self.marks[last] - self.marks[first]) * 1000, 2)
+        return self._ms(self.marks[first], self.marks[last])
+
+    def _ms(self, start: float, end: float) -> float:
+        return round(max(0.0, end - start - self.stalled(start, end)) * 1000, 2)
 
     def phases(self, end: float) -> dict[str, float | None]:
         # Durations of each phase (not curl's cumulative times). connect/tls are None when a
@@ -151,7 +165,7 @@ class _Timeline:
             ),
             # From the first network event: the client's one-time setup on its first request
             # (lazy imports, ~30 ms) is not the endpoint's latency. It shows as wait_ms.
-            "total_ms": round((end - self.first) * 1000, 2),
+            "total_ms": self._ms(self.first, end),
             "wait_ms": round((self.first - self.start) * 1000, 2),
         }
 
@@ -224,7 +238,10 @@ async def _request(
     limits = thresholds.of("http")
     url = mask_url(target.url)
     host, port = _address(target.url)
-    timeline = _Timeline()
+    # Starts now, when the request really starts, and waits longer while warroom's own event
+    # loop stalls (up to 4 timeouts in all: httpx's own limit is only past that).
+    scope = PatientTimeout(timeout)
+    timeline = _Timeline(scope.stalled)
     base: dict[str, Any] = {
         "url": url,
         "method": target.method,
@@ -237,12 +254,12 @@ async def _request(
     body = b""
     der: bytes | None = None
     try:
-        async with asyncio.timeout(timeout):
+        async with scope:
             request = httpx.Request(
                 target.method,
                 target.url,
                 headers=_HEADERS,
-                extensions={"timeout": httpx.Timeout(timeout + _BACKSTOP_S).as_dict(), "trace": timeline},
+                extensions={"timeout": httpx.Timeout((1 + EXTRA_TIMEOUTS) * timeout + _BACKSTOP_S).as_dict(), "trace": timeline},
             )
             response = await transport.handle_async_request(request)
             try:
@@ -263,8 +280,8 @@ async def _request(
             target.name,
             KIND,
             "http",
-            f"{target.name}: timed out after {timeout:g}s {where} {host}:{port}",
-            elapsed_ms=(time.perf_counter() - timeline.start) * 1000,
+            f"{target.name}: timed out after {timeout:g}s{lag_words(scope.lag_s)} {where} {host}:{port}",
+            elapsed_ms=max(0.0, time.perf_counter() - timeline.start - scope.stalled()) * 1000,
             **base,
             timeout=True,
             stage=timeline.stage,
@@ -294,9 +311,14 @@ async def _request(
         body = decoded(body, encoding)
     end = time.perf_counter()
     phases = timeline.phases(end)
+    # From the request's first network event to its end, less the time warroom's own event
+    # loop stalled meanwhile (the answer waited for warroom, not the other way round).
     latency: float = phases["total_ms"] or 0.0
+    own_lag_ms = round(scope.stalled(timeline.first, end) * 1000, 2)
     data: dict[str, Any] = {**base, "status_code": response.status_code, "latency_ms": latency}
     data.update(phases=phases, reused_connection=phases["connect_ms"] is None)
+    if own_lag_ms:
+        data["loop_lag_ms"] = own_lag_ms
     issues: list[tuple[Status, str]] = []
 
     code = response.status_code
@@ -310,7 +332,7 @@ async def _request(
     slow = grade(latency, warn_ms, fail_ms)
     if slow is not Status.OK:
         limit = fail_ms if slow is Status.FAIL else warn_ms
-        issues.append((slow, f"slow: {latency:.0f} ms ({slow} at {limit:g} ms)"))
+        issues.append((slow, f"slow: {duration_ms(latency)} ({slow} at {duration_ms(limit)})"))
 
     if target.json_field and target.method != "HEAD":
         data["json_ok"], data["json_value"], problem = json_check(target, body)
@@ -327,8 +349,9 @@ async def _request(
     status = worst(s for s, _ in issues)
     if issues:
         summary = f"{target.name}: " + "; ".join(text for _, text in issues)
+        summary += body_note(target, data, body, response.headers.get("content-type", ""))  # `· upstream: failing`
     else:
-        summary = f"{target.name}: HTTP {code} in {latency:.0f} ms"
+        summary = f"{target.name}: HTTP {code} in {duration_ms(latency)}"
     return ProbeResult(target.name, KIND, "http", status, summary, value=latency, data=data)
 
 

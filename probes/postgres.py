@@ -4,7 +4,8 @@ One refresh costs one statement (a JSON snapshot of pg_stat_activity, blocking p
 state) plus, when pg_stat_statements is installed, a second one for the slowest statements;
 a long-lived `Session` re-reads those at most every PGSS_EVERY_S seconds. Probe sessions are
 read-only at the server (`default_transaction_read_only=on`) with statement and lock timeouts.
-`run_readonly_sql` serves runbook `sql` steps; `run_action_sql` is for confirmed actions only.
+`run_readonly_sql` serves runbook `sql` steps; `run_action_sql` is for confirmed actions only
+and connects with the target's own action credential (`action_dsn`), never the probes' one.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ class SqlError(Exception):
 # --- connecting and describing failures --------------------------------------------------------
 
 
-def _where(target: PostgresTarget) -> dict[str, str]:
+def _where(target: PostgresTarget, dsn: str | None = None) -> dict[str, str]:
     try:
-        params = conninfo_to_dict(target.dsn)
+        params = conninfo_to_dict(dsn or target.dsn)
     except psycopg.Error:
         params = {}
     host = str(params.get("host") or "localhost").split(",")[0]
@@ -72,15 +73,15 @@ _ERRORS: list[tuple[str, str]] = [
 ]
 
 
-def describe_error(exc: BaseException, target: PostgresTarget) -> str:
+def describe_error(exc: BaseException, target: PostgresTarget, dsn: str | None = None) -> str:
     """A short operator message for a driver failure; never contains a password."""
     if isinstance(exc, TimeoutError):
-        return redact(f"timed out at {_where(target)['addr']}")
+        return redact(f"timed out at {_where(target, dsn)['addr']}")
     text = str(exc)
     for pattern, template in _ERRORS:
         match = re.search(pattern, text)
         if match:
-            return redact(template.format(*match.groups(), **_where(target)))
+            return redact(template.format(*match.groups(), **_where(target, dsn)))
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
     return redact(re.sub(r"^(connection failed: )?connection to server at .*? failed: (FATAL: +)?", "", first))[:200]
 
@@ -88,15 +89,19 @@ def describe_error(exc: BaseException, target: PostgresTarget) -> str:
 def _options(timeout: float, *, read_only: bool) -> str:
     # Server-side limits fire before the client-side ones, so the server ends its own work cleanly.
     ms = max(100, int(timeout * 800))
-    parts = [f"-c statement_timeout={ms}", f"-c lock_timeout={ms}", "-c idle_in_transaction_session_timeout=10000"]
+    parts = [f"-c statement_timeout={ms}", f"-c lock_timeout={ms}", "-c idle_in_transaction_session_timeout=10000",
+             # The server lexes string literals the way runbooks.classify does: a backslash
+             # inside '...' is an ordinary character, never an escape that ends the literal.
+             "-c standard_conforming_strings=on"]
     if read_only:
         parts.insert(0, "-c default_transaction_read_only=on")
     return " ".join(parts)
 
 
-async def _connect(target: PostgresTarget, timeout: float, *, read_only: bool = True, autocommit: bool = True, app: str = APPLICATION_NAME) -> psycopg.AsyncConnection[Any]:
+async def _connect(target: PostgresTarget, timeout: float, *, read_only: bool = True, autocommit: bool = True, app: str = APPLICATION_NAME,
+                   dsn: str | None = None) -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(
-        target.dsn,
+        dsn or target.dsn,
         autocommit=autocommit,
         application_name=app,
         connect_timeout=max(2, math.ceil(timeout)),  # libpq's floor; asyncio bounds it tighter
@@ -267,9 +272,12 @@ async def _one_statement(target: PostgresTarget, sql: str, timeout: float, *, re
 
     started = time.monotonic()
     app = APPLICATION_NAME if read_only else f"{APPLICATION_NAME}-action"
+    dsn = target.dsn if read_only else target.action_dsn
+    if not dsn:
+        raise SqlError(f"{target.name}: {missing_action_credential(target)}")
     try:
         async with asyncio.timeout(timeout):
-            conn = await _connect(target, timeout, read_only=read_only, autocommit=not read_only, app=app)
+            conn = await _connect(target, timeout, read_only=read_only, autocommit=not read_only, app=app, dsn=dsn)
         try:
             return await _bounded(conn, work(conn), timeout - (time.monotonic() - started))
         finally:
@@ -277,7 +285,7 @@ async def _one_statement(target: PostgresTarget, sql: str, timeout: float, *, re
     except TimeoutError:
         raise SqlError(f"{target.name}: timed out after {timeout:g}s") from None
     except psycopg.Error as exc:
-        raise SqlError(redact(f"{target.name}: {describe_error(exc, target)}")) from None
+        raise SqlError(redact(f"{target.name}: {describe_error(exc, target, dsn)}")) from None
 
 
 async def run_readonly_sql(target: PostgresTarget, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[dict[str, Any]]:
@@ -289,6 +297,47 @@ async def run_readonly_sql(target: PostgresTarget, sql: str, *, timeout: float =
 
 
 async def run_action_sql(target: PostgresTarget, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[dict[str, Any]]:
-    """One confirmed remediation statement (it may write; autocommit). Never used by probes."""
+    """One confirmed remediation statement (it may write; autocommit). Never used by probes.
+
+    Connects with `target.action_dsn`; a target without one raises SqlError naming the key."""
     return await _one_statement(target, sql, timeout, read_only=False)
+
+
+def missing_action_credential(target: PostgresTarget) -> str:
+    """Why `target` runs no action: which key (or variable) to set. Empty when it has one."""
+    if target.action_dsn:
+        return ""
+    if target.action_dsn_env:
+        return f"no action credential: environment variable {target.action_dsn_env} (action_dsn_env) is not set"
+    return "no action credential: set action_dsn or action_dsn_env on this target"
+
+
+# --- is the read role least-privileged? ---------------------------------------------------------
+
+_ROLE_SQL = """
+SELECT current_user AS who, r.rolsuper AS superuser, r.rolcreaterole AS createrole,
+       pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS signals
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+async def read_role_risk(target: PostgresTarget, *, timeout: float = DEFAULT_TIMEOUT_S) -> str | None:
+    """A warning when the probes' role could change server state (superuser, signals other
+    backends, creates roles): the classifier would then be the only lock. None when the role is
+    least-privileged, or when the target cannot be read (its probes already say why)."""
+    try:
+        rows = await run_readonly_sql(target, _ROLE_SQL, timeout=timeout)
+    except SqlError:
+        return None
+    if not rows:
+        return None
+    row = rows[0]
+    who = row["who"]
+    if row["superuser"]:
+        return f"{target.name}: probes connect as superuser '{who}'; grant pg_monitor to a login role instead, see README"
+    powers = [p for p, held in (("may signal other backends (pg_signal_backend)", row["signals"]),
+                                ("may create and grant roles (CREATEROLE)", row["createrole"])) if held]
+    if not powers:
+        return None
+    return f"{target.name}: probes connect as '{who}', which {' and '.join(powers)}; use a role with pg_monitor only, see README"
 

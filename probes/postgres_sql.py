@@ -72,6 +72,12 @@ def _query(text: str | None) -> str:
     return (text or "")[:QUERY_CHARS]
 
 
+def owner(session: dict[str, Any]) -> dict[str, Any]:
+    """Who a session belongs to: the culprit's user, application and client address."""
+    return {"usename": session.get("usename"), "application_name": session.get("application_name"),
+            "client_addr": session.get("client_addr")}
+
+
 def clients(snap: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in snap["sessions"] if s["backend_type"] == "client backend"]
 
@@ -131,13 +137,13 @@ def blocking_chains(snap: dict[str, Any]) -> tuple[list[dict[str, Any]], float |
         chains.append({
             "blocker_pid": root,
             "state": info.get("state") or ("prepared transaction" if root == 0 else None),
-            "usename": info.get("usename"),
-            "application_name": info.get("application_name"),
+            **owner(info),
             "query": _query(info.get("query")),
             "xact_age_s": info.get("xact_age_s"),
             "blocked": seen,
             "blocked_sessions": [
-                {"pid": p, "query": _query(by_pid[p]["query"]), "wait_s": _wait_s(by_pid[p]), "blocked_by": waits.get(p, [])}
+                {"pid": p, **owner(by_pid[p]), "query": _query(by_pid[p]["query"]), "wait_s": _wait_s(by_pid[p]),
+                 "blocked_by": waits.get(p, [])}
                 for p in seen if p in by_pid
             ],
         })
@@ -166,7 +172,7 @@ def locks(target: str, snap: dict[str, Any], th: Thresholds) -> ProbeResult:
 def long_queries(target: str, snap: dict[str, Any], th: Thresholds) -> ProbeResult:
     warn, fail = th.get("long_queries", "warn_s"), th.get("long_queries", "fail_s")
     found = sorted(
-        ({"pid": s["pid"], "duration_s": s["query_age_s"], "state": s["state"], "usename": s["usename"], "query": _query(s["query"])}
+        ({"pid": s["pid"], "duration_s": s["query_age_s"], "state": s["state"], **owner(s), "query": _query(s["query"])}
          for s in others(snap) if s["state"] == "active" and (s["query_age_s"] or 0) >= warn),
         key=lambda q: -q["duration_s"],
     )
@@ -180,8 +186,8 @@ def long_queries(target: str, snap: dict[str, Any], th: Thresholds) -> ProbeResu
 def idle_in_transaction(target: str, snap: dict[str, Any], th: Thresholds) -> ProbeResult:
     warn, fail = th.get("idle_in_transaction", "warn_s"), th.get("idle_in_transaction", "fail_s")
     found = sorted(
-        ({"pid": s["pid"], "idle_s": s["state_age_s"], "xact_age_s": s["xact_age_s"], "usename": s["usename"],
-          "application_name": s["application_name"], "state": s["state"], "query": _query(s["query"])}
+        ({"pid": s["pid"], "idle_s": s["state_age_s"], "xact_age_s": s["xact_age_s"], **owner(s),
+          "state": s["state"], "query": _query(s["query"])}
          for s in others(snap) if (s["state"] or "").startswith("idle in transaction") and (s["state_age_s"] or 0) >= warn),
         key=lambda q: -q["idle_s"],
     )

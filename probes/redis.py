@@ -1,4 +1,5 @@
-"""Redis probes: latency, memory and clients from one INFO; job queues via probes.redis_queues."""
+"""Redis probes: latency, memory and clients from one INFO; job queues via probes.redis_queues;
+the keys holding the memory via probes.redis_memory."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError
 from redis.exceptions import TimeoutError as RedisTimeout
 
+from probes import redis_memory
 from probes.config import RedisTarget
 from probes.redis_queues import Discovery, QueueRun, Reader, discover, explicit_queue, queues_result
 from probes.result import ProbeResult, Status, grade, guarded, worst
 from probes.secrets import remember
 from probes.thresholds import Thresholds
+from probes.units import duration_ms, size
 
 KIND = "redis"
-PROBES = ("ping", "memory", "clients", "queues")
+PROBES = ("ping", "memory", "clients", "queues", "memory_top")
 
 # Rounds are dependent steps (INFO + SCAN, then queue reads, then job hashes); each is one pipeline.
 MAX_ROUNDS = 4
@@ -36,6 +39,7 @@ class Session:
         self.target = target
         self._client: aioredis.Redis | None = None
         self.discovery = Discovery()
+        self.memory = redis_memory.MemorySampler()  # memory_top samples at most every 30 s
         self.maxclients_in_info: bool | None = None
 
     def client(self, timeout: float) -> aioredis.Redis:
@@ -161,8 +165,9 @@ async def _drive(client: aioredis.Redis, readers: list[Reader], run: QueueRun) -
 # --- grading ---------------------------------------------------------------------------------
 
 
-def _mb(n: float) -> str:
-    return f"{n / 1024 / 1024:.1f} MB"
+def _pressure(info: dict[str, Any], t: Thresholds) -> bool:
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    return bool(limit) and used / limit >= t.of("memory")["usage_warn"]
 
 
 def _ping(target: RedisTarget, info: dict[str, Any], ms: float, t: Thresholds) -> ProbeResult:
@@ -171,11 +176,11 @@ def _ping(target: RedisTarget, info: dict[str, Any], ms: float, t: Thresholds) -
     role = info.get("role", "")
     data = {"latency_ms": round(ms, 3), "version": str(info.get("redis_version", "")), "role": role,
             "uptime_s": info.get("uptime_in_seconds"), "master_link_status": info.get("master_link_status")}
-    summary = f"{target.name}: PONG in {ms:.1f} ms (Redis {data['version']}, {role})"
+    summary = f"{target.name}: PONG in {duration_ms(ms)} (Redis {data['version']}, {role})"
     if role == "slave" and info.get("master_link_status") != "up":
         status, summary = worst((status, Status.WARN)), f"{summary}; link to master is {info.get('master_link_status')}"
     elif status is not Status.OK:
-        summary = f"{target.name}: slow PONG: {ms:.0f} ms ({status} at {limits[f'latency_ms_{status}']:g} ms)"
+        summary = f"{target.name}: slow PONG: {duration_ms(ms)} ({status} at {duration_ms(limits[f'latency_ms_{status}'])})"
     return ProbeResult(target.name, KIND, "ping", status, summary, value=round(ms, 3), data=data)
 
 
@@ -190,9 +195,9 @@ def _memory(target: RedisTarget, info: dict[str, Any], t: Thresholds) -> ProbeRe
     status = grade(usage, limits["usage_warn"], limits["usage_fail"])
     policy = data["maxmemory_policy"]
     if usage is None:
-        summary = f"{target.name}: {_mb(used)} used, no maxmemory limit (policy {policy})"
+        summary = f"{target.name}: {size(used)} used, no maxmemory limit (policy {policy})"
     else:
-        summary = f"{target.name}: memory {_mb(used)} of {_mb(limit)} ({usage:.0%}), policy {policy}"
+        summary = f"{target.name}: memory {size(used)} of {size(limit)} ({usage:.0%}), policy {policy}"
         if status is not Status.OK:
             effect = "writes fail when full" if policy == "noeviction" else "keys get evicted when full"
             summary += f" ({status} at {limits[f'usage_{status}']:.0%}; {effect})"
@@ -216,6 +221,7 @@ def _clients(target: RedisTarget, info: dict[str, Any], config_max: int | None, 
 
 
 async def _collect(target: RedisTarget, thresholds: Thresholds, session: Session, timeout: float, wanted: tuple[str, ...]) -> list[ProbeResult]:
+    started = time.perf_counter()
     run, server = QueueRun(session.discovery, thresholds), _Server()
     readers = [read_server(session, server, run)]
     if "queues" in wanted:
@@ -236,11 +242,18 @@ async def _collect(target: RedisTarget, thresholds: Thresholds, session: Session
             rounds, ms = await _drive(client, readers, run)
     except TimeoutError:
         raise ProbeTimeout() from None
+    top: ProbeResult | None = None
+    if "memory_top" in wanted:  # after INFO: a sample is due sooner once memory is under pressure
+        top = await redis_memory.memory_top(
+            target.name, client, session.memory, pressure=_pressure(server.info, thresholds),
+            remaining_s=timeout - (time.perf_counter() - started) - 0.05,
+            describe=lambda exc: describe_error(exc, target.url, timeout))
     makers: dict[str, Callable[[], ProbeResult]] = {
         "ping": lambda: _ping(target, server.info, ms, thresholds),
         "memory": lambda: _memory(target, server.info, thresholds),
         "clients": lambda: _clients(target, server.info, server.config_maxclients, thresholds),
         "queues": lambda: queues_result(target, run, rounds),
+        "memory_top": lambda: top or redis_memory.error(target.name, "not sampled"),
     }
     return [makers[name]() for name in wanted]
 
@@ -285,3 +298,8 @@ async def clients(target: RedisTarget, thresholds: Thresholds | None = None, *, 
 
 async def queues(target: RedisTarget, thresholds: Thresholds | None = None, *, timeout: float = 2.0, session: Session | None = None) -> ProbeResult:
     return await _one("queues", target, thresholds, timeout, session)
+
+
+async def memory_top(target: RedisTarget, thresholds: Thresholds | None = None, *, timeout: float = 2.0, session: Session | None = None) -> ProbeResult:
+    """The biggest keys and key prefixes of a bounded sample (probes.redis_memory)."""
+    return await _one("memory_top", target, thresholds, timeout, session)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from probes.lag import PatientTimeout
+
 DEFAULT_TIMEOUT_S = 2.0
 
 
@@ -113,19 +115,23 @@ async def guarded(
     summary is short and names the target. `describe_error(exc) -> str` lets a backend
     turn its own exceptions into an operator message ("connection refused at ...").
     Results that come back get `elapsed_ms` filled in when the backend left it at 0.
+
+    The timeout starts here, when the probe really starts, and waits longer by the time the
+    event loop itself stalled meanwhile (`probes.lag`); `elapsed_ms` leaves that time out:
+    a busy warroom is not a slow target.
     """
-    started = time.perf_counter()
+    scope = PatientTimeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
+        async with scope:
             results = await work
     except TimeoutError:
-        ms = (time.perf_counter() - started) * 1000
-        msg = f"{target}: timed out after {timeout:g}s (hung or unreachable?)"
+        ms = _own_ms(scope)
+        msg = f"{target}: timed out after {timeout:g}s{lag_words(scope.lag_s)} (hung or unreachable?)"
         return [error_result(target, kind, p, msg, elapsed_ms=ms, timeout=True) for p in probes]
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - a probe must never raise to its caller
-        ms = (time.perf_counter() - started) * 1000
+        ms = _own_ms(scope)
         msg = describe_error(exc) if describe_error else None
         if not msg:
             msg = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
@@ -133,5 +139,15 @@ async def guarded(
 
         msg = redact(f"{target}: {msg}")
         return [error_result(target, kind, p, msg, elapsed_ms=ms) for p in probes]
-    ms = (time.perf_counter() - started) * 1000
+    ms = _own_ms(scope)
     return [r if r.elapsed_ms else r.with_elapsed(ms) for r in results]
+
+
+def _own_ms(scope: Any) -> float:
+    """Milliseconds since the probe started, without the event loop's own stalls."""
+    return max(0.0, time.perf_counter() - scope.started - scope.stalled()) * 1000
+
+
+def lag_words(lag_s: float) -> str:
+    """`, plus 1.2 s while warroom was busy` when a timeout waited longer for its own event loop."""
+    return f", plus {lag_s:.1f} s while warroom was busy" if lag_s >= 0.05 else ""

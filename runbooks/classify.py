@@ -1,278 +1,45 @@
-"""What a SQL / Redis / Docker command does: read (a step may run it) or action (needs consent)."""
+"""What a SQL / Redis / Docker command does: read (a step may run it) or action (needs consent).
+
+SQL is judged in runbooks/sql_classify.py (PostgreSQL's lexical rules and an allow-list); this
+module keeps the Redis and Docker rules and is the one place callers import verdicts from.
+"""
 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
-from typing import Literal
 
-Verdict = Literal["read", "action", "refused"]
+from runbooks.sql_classify import classify_sql
+from runbooks.sql_lexer import SqlSyntaxError, Token, Undecodable, statements, tokenize
+from runbooks.verdict import Classification, Verdict
 
-
-@dataclass(frozen=True, slots=True)
-class Classification:
-    verdict: Verdict
-    reason: str  # why, for `runbook show` and the confirmation dialog
-    calls: tuple[str, ...] = ()  # side-effecting functions / commands found
-
-    @property
-    def read_only(self) -> bool:
-        return self.verdict == "read"
-
-
-class SqlSyntaxError(ValueError):
-    """SQL the tokenizer cannot read (unterminated string, comment or quoted identifier)."""
-
-
-# --- SQL tokenizer ------------------------------------------------------------------------
-# Comments, string literals, dollar quotes and quoted identifiers are consumed whole, so a
-# function name inside a literal or a statement hidden in a comment can never be mistaken
-# for (or hide) real SQL.
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    kind: str  # word / qident / string / number / param / op / punct
-    text: str  # words lower-cased; qident unquoted
-    pos: int
-
-
-def _skip_block_comment(sql: str, i: int) -> int:
-    depth, i = 1, i + 2  # PostgreSQL block comments nest
-    while depth:
-        if i >= len(sql):
-            raise SqlSyntaxError("unterminated /* comment")
-        if sql.startswith("/*", i):
-            depth, i = depth + 1, i + 2
-        elif sql.startswith("*/", i):
-            depth, i = depth - 1, i + 2
-        else:
-            i += 1
-    return i
-
-
-def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
-    i += 1
-    while True:
-        if i >= len(sql):
-            raise SqlSyntaxError(f"unterminated {quote} quote")
-        ch = sql[i]
-        if backslash and ch == "\\":
-            i += 2
-            continue
-        if ch == quote:
-            if sql.startswith(quote * 2, i):
-                i += 2
-                continue
-            return i + 1
-        i += 1
-
-
-def tokenize(sql: str) -> list[Token]:  # noqa: C901 - a lexer is one loop of cases
-    tokens: list[Token] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch.isspace():
-            i += 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif ch == "'":
-            end = _skip_quoted(sql, i, "'", backslash=False)
-            tokens.append(Token("string", sql[i + 1 : end - 1], i))
-            i = end
-        elif ch in "eEbBxXnN" and sql.startswith("'", i + 1):
-            end = _skip_quoted(sql, i + 1, "'", backslash=ch in "eE")
-            tokens.append(Token("string", sql[i + 2 : end - 1], i))
-            i = end
-        elif ch in "uU" and sql.startswith("&'", i + 1):
-            end = _skip_quoted(sql, i + 2, "'", backslash=False)
-            tokens.append(Token("string", sql[i + 3 : end - 1], i))
-            i = end
-        elif ch in "uU" and sql.startswith('&"', i + 1):
-            end = _skip_quoted(sql, i + 2, '"', backslash=False)
-            tokens.append(Token("qident", sql[i + 3 : end - 1].replace('""', '"'), i))
-            i = end
-        elif ch == '"':
-            end = _skip_quoted(sql, i, '"', backslash=False)
-            tokens.append(Token("qident", sql[i + 1 : end - 1].replace('""', '"'), i))
-            i = end
-        elif ch == "$":
-            j = i + 1
-            while j < n and (sql[j].isalnum() or sql[j] == "_") and not sql[i + 1].isdigit():
-                j += 1
-            if j < n and sql[j] == "$":  # $tag$ ... $tag$ (or $$ ... $$)
-                tag = sql[i : j + 1]
-                end = sql.find(tag, j + 1)
-                if end < 0:
-                    raise SqlSyntaxError(f"unterminated {tag} quote")
-                tokens.append(Token("string", sql[j + 1 : end], i))
-                i = end + len(tag)
-            else:
-                j = i + 1
-                while j < n and sql[j].isdigit():
-                    j += 1
-                tokens.append(Token("param", sql[i:j], i))
-                i = max(j, i + 1)
-        elif ch.isalpha() or ch == "_" or ord(ch) > 127:
-            j = i
-            while j < n and (sql[j].isalnum() or sql[j] in "_$" or ord(sql[j]) > 127):
-                j += 1
-            tokens.append(Token("word", sql[i:j].lower(), i))
-            i = j
-        elif ch.isdigit() or (ch == "." and i + 1 < n and sql[i + 1].isdigit()):
-            j = i
-            while j < n and (sql[j].isalnum() or sql[j] in "._"):
-                j += 1
-            tokens.append(Token("number", sql[i:j], i))
-            i = j
-        elif ch in "(),;[].":
-            tokens.append(Token("punct", ch, i))
-            i += 1
-        else:
-            j = i
-            while j < n and sql[j] in "+-*/<>=~!@#%^&|`?:":
-                if sql.startswith("--", j) or sql.startswith("/*", j):
-                    break
-                j += 1
-            tokens.append(Token("op", sql[i:max(j, i + 1)], i))
-            i = max(j, i + 1)
-    return tokens
-
-
-def statements(tokens: list[Token]) -> list[list[Token]]:
-    """Split on top-level semicolons (literals are already single tokens); drop empty ones."""
-    out: list[list[Token]] = [[]]
-    for tok in tokens:
-        if tok.kind == "punct" and tok.text == ";":
-            out.append([])
-        else:
-            out[-1].append(tok)
-    return [s for s in out if s]
-
-
-# --- SQL classification -------------------------------------------------------------------
-
-READ_STARTS = {"select", "with", "show", "explain", "values", "table"}
-# Words that, anywhere in a statement, mean it writes: DML inside a CTE, SELECT ... INTO.
-WRITE_WORDS = {"insert", "update", "delete", "merge", "into", "truncate"}
-SIDE_EFFECT_FUNCTIONS = {
-    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
-    "set_config", "nextval", "setval", "setseed", "txid_current", "pg_current_xact_id",
-    "pg_notify", "pg_logical_emit_message", "pg_switch_wal", "pg_switch_xlog",
-    "pg_create_restore_point", "pg_promote", "pg_replication_slot_advance",
-    "pg_import_system_collations", "pg_log_backend_memory_contexts", "pg_log_standby_snapshot",
-    "pg_sync_replication_slots", "pg_start_backup", "pg_stop_backup", "pg_prewarm",
-    "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "pg_export_snapshot",
-}
-SIDE_EFFECT_PREFIXES = (
-    "pg_advisory", "pg_try_advisory", "pg_stat_reset", "pg_stat_statements_reset", "pg_sleep",
-    "lo_", "dblink", "pg_read_", "pg_file_", "pg_wal_replay_", "pg_xlog_replay_",
-    "pg_create_", "pg_drop_", "pg_copy_", "pg_logical_slot_get_", "pg_replication_origin_",
-    "pg_backup_", "pg_restore_", "pg_clear_", "pg_set_", "cursor_to_xml",
-)
-
-
-def side_effecting(name: str) -> bool:
-    name = name.lower()
-    return name in SIDE_EFFECT_FUNCTIONS or name.startswith(SIDE_EFFECT_PREFIXES)
-
-
-def _function_calls(stmt: list[Token]) -> list[str]:
-    """Names called as functions: an identifier directly followed by "(" (schema ignored)."""
-    calls = []
-    for tok, nxt in zip(stmt, stmt[1:], strict=False):
-        if tok.kind in ("word", "qident") and nxt.kind == "punct" and nxt.text == "(":
-            calls.append(tok.text.lower())
-    return calls
-
-
-def _explain_target(stmt: list[Token]) -> tuple[list[Token], str | None]:
-    """The statement EXPLAIN shows, or a reason when EXPLAIN would execute it (ANALYZE)."""
-    rest = stmt[1:]
-    if rest and rest[0].kind == "punct" and rest[0].text == "(":
-        depth, j = 0, 0
-        for j, tok in enumerate(rest):
-            if tok.kind == "word" and tok.text in ("analyze", "analyse"):
-                following = rest[j + 1] if j + 1 < len(rest) else None
-                off = following is not None and following.text in ("false", "off", "0")
-                if not off:
-                    return [], "EXPLAIN ANALYZE executes the statement"
-            if tok.kind == "punct" and tok.text == "(":
-                depth += 1
-            elif tok.kind == "punct" and tok.text == ")":
-                depth -= 1
-                if depth == 0:
-                    break
-        return rest[j + 1 :], None
-    while rest and rest[0].kind == "word" and rest[0].text in ("analyze", "analyse", "verbose"):
-        if rest[0].text in ("analyze", "analyse"):
-            return [], "EXPLAIN ANALYZE executes the statement"
-        rest = rest[1:]
-    return rest, None
-
-
-def _classify_statement(stmt: list[Token]) -> Classification:
-    first = stmt[0]
-    while first.kind == "punct" and first.text == "(" and len(stmt) > 1:
-        stmt = stmt[1:]  # (SELECT ...) UNION (SELECT ...)
-        first = stmt[0]
-    if first.kind != "word" or first.text not in READ_STARTS:
-        return Classification("action", f"{first.text.upper()} is not a read-only statement")
-    if first.text == "explain":
-        inner, why = _explain_target(stmt)
-        if why:
-            return Classification("action", why)
-        return _classify_statement(inner) if inner else Classification("read", "EXPLAIN")
-    calls = tuple(c for c in _function_calls(stmt) if side_effecting(c))
-    if calls:
-        return Classification("action", f"calls {', '.join(calls)}", calls)
-    for i, tok in enumerate(stmt):
-        if tok.kind != "word":
-            continue
-        if tok.text in WRITE_WORDS:
-            what = "SELECT ... INTO creates a table" if tok.text == "into" else f"contains {tok.text.upper()}"
-            if tok.text == "update" and i and stmt[i - 1].text in ("for", "key"):
-                what = "FOR UPDATE takes row locks"
-            return Classification("action", what)
-        if tok.text == "for" and i + 1 < len(stmt) and stmt[i + 1].text in ("share", "no", "key"):
-            return Classification("action", "FOR SHARE / FOR NO KEY UPDATE takes row locks")
-    return Classification("read", "read-only")
-
-
-def classify_sql(sql: str) -> Classification:
-    """Read only when every statement is a plain read; SqlSyntaxError when it cannot be read."""
-    stmts = statements(tokenize(sql))
-    if not stmts:
-        raise SqlSyntaxError("no SQL statement")
-    verdicts = [_classify_statement(s) for s in stmts]
-    bad = [v for v in verdicts if not v.read_only]
-    if not bad:
-        return Classification("read", "read-only" if len(stmts) == 1 else f"{len(stmts)} read-only statements")
-    calls = tuple(c for v in bad for c in v.calls)
-    return Classification("action", "; ".join(dict.fromkeys(v.reason for v in bad)), calls)
+__all__ = [
+    "Classification", "SqlSyntaxError", "Token", "Undecodable", "Verdict", "classify_docker",
+    "classify_redis", "classify_sql", "split_command", "statements", "tokenize",
+]
 
 
 # --- Redis ---------------------------------------------------------------------------------
+# A read is bounded however it is written. Each bounded read is parsed the way the server
+# parses it: Redis obeys the LAST of a repeated option (so a second COUNT is refused), a count
+# of 0 or -1 often means "all", and a negative index counts from the end. SCAN's COUNT is only
+# a hint, so runbooks.commands caps every reply again (the second lock).
 
 REDIS_READS = {
     "PING", "ECHO", "INFO", "DBSIZE", "TIME", "ROLE", "LASTSAVE", "LLEN", "LINDEX", "LRANGE",
     "XLEN", "XINFO", "XPENDING", "XRANGE", "XREVRANGE", "ZCARD", "ZCOUNT", "ZRANGE", "ZSCORE",
     "ZRANK", "SCARD", "SISMEMBER", "HLEN", "HGET", "HGETALL", "HEXISTS", "GET", "STRLEN",
-    "EXISTS", "TYPE", "TTL", "PTTL", "OBJECT", "MEMORY", "SCAN", "SLOWLOG", "CLIENT", "CONFIG",
-    "LATENCY",
+    "EXISTS", "TYPE", "TTL", "PTTL", "OBJECT", "MEMORY", "SCAN", "SSCAN", "HSCAN", "ZSCAN",
+    "SLOWLOG", "CLIENT", "CONFIG", "LATENCY",
 }
-# Sub-commands that read; any other sub-command of these is an action.
+# Sub-commands that read; any other sub-command of these is an action (CONFIG SET / RESETSTAT /
+# REWRITE, CLIENT KILL / PAUSE, SLOWLOG RESET, LATENCY RESET, MEMORY PURGE, ...).
 REDIS_READ_SUBCOMMANDS = {
     "MEMORY": {"USAGE", "STATS", "DOCTOR"},
     "SLOWLOG": {"GET", "LEN"},
     "CLIENT": {"LIST", "INFO", "GETNAME", "ID"},
     "CONFIG": {"GET"},
     "LATENCY": {"LATEST", "HISTORY", "DOCTOR"},
-    "OBJECT": {"ENCODING", "IDLETIME", "FREQ", "REFCOUNT"},
+    "OBJECT": {"ENCODING", "IDLETIME", "FREQ", "REFCOUNT", "HELP"},
     "XINFO": {"STREAM", "GROUPS", "CONSUMERS"},
 }
 REDIS_REFUSED = {
@@ -286,8 +53,24 @@ REDIS_REFUSED = {
     "BLMPOP": "blocking pop", "BZMPOP": "blocking pop", "XREAD": "XREAD may block",
     "XREADGROUP": "XREADGROUP consumes messages", "WAIT": "WAIT blocks", "MIGRATE": "MIGRATE moves keys",
 }
-MAX_SCAN_COUNT = 1000
-MAX_RANGE = 1000
+MAX_SCAN_COUNT = 1000  # COUNT of SCAN / SSCAN / HSCAN / ZSCAN
+MAX_RANGE = 1000  # items a range read may return (LRANGE, ZRANGE, XRANGE, SLOWLOG GET, ...)
+# A read whose reply size only the data knows: runbooks.commands asks for the size first.
+REDIS_SIZED = {"HGETALL": ("HLEN", "HSCAN key 0 COUNT 100")}
+
+# redis-cli's own options are not Redis commands (as a "command" they would load as actions).
+_CLI_HINTS = {
+    "--bigkeys": "use a manual step with a ```sh block, or SCAN 0 COUNT 100 and MEMORY USAGE key",
+    "--memkeys": "use a manual step with a ```sh block, or SCAN 0 COUNT 100 and MEMORY USAGE key",
+    "--hotkeys": "use a manual step with a ```sh block, or OBJECT FREQ key",
+    "--latency": "use LATENCY LATEST (or the ping probe)",
+    "--latency-history": "use LATENCY HISTORY event (or the ping probe)",
+    "--latency-dist": "use LATENCY LATEST (or the ping probe)",
+    "--stat": "use INFO stats (or INFO memory, INFO clients)",
+    "--scan": "use SCAN 0 MATCH pattern COUNT 100",
+}
+_CLI_CONNECTION = {"-h", "-p", "-a", "-s", "-u", "-n", "--user", "--pass", "--askpass", "--tls", "--sni", "--cacert"}
+_CONNECTION_HINT = "target= names the server and the config holds its credentials; write only the Redis command, e.g. INFO memory"
 
 
 def split_command(text: str) -> list[str]:
@@ -300,36 +83,180 @@ def split_command(text: str) -> list[str]:
         raise ValueError(f"cannot split the command: {exc}") from None
 
 
-def _bounded(args: list[str], lo: int, hi: int) -> bool:
-    try:
-        start, stop = int(args[lo]), int(args[hi])
-    except (IndexError, ValueError):
-        return False
-    return stop >= 0 and start >= 0 and stop - start < MAX_RANGE
+def _redis_cli_hint(words: list[str]) -> str:
+    """Why a block written for redis-cli is not a Redis command (names flags, never values)."""
+    shell = words[0].lower() == "redis-cli"
+    flag = next((w for w in (words[1:] if shell else words[:1]) if w.startswith("-")), "")
+    flag = flag.split("=", 1)[0][:40]  # --pass=SECRET: name the option, never its value
+    if flag in _CLI_HINTS:
+        return f"{flag} is a redis-cli option, not a Redis command: {_CLI_HINTS[flag]}"
+    if flag in _CLI_CONNECTION:
+        return f"{flag} is a redis-cli option, not a Redis command: {_CONNECTION_HINT}"
+    if flag and not shell:
+        return f"{flag} is a redis-cli option, not a Redis command: use a manual step with a ```sh block"
+    if shell:
+        return f"redis-cli is the shell client, not a Redis command: {_CONNECTION_HINT}"
+    return ""
+
+
+def _integer(word: str) -> int | None:
+    """A whole number as Redis reads one (ASCII digits, optional minus), else None."""
+    digits = word[1:] if word.startswith("-") else word
+    return int(word) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
+
+
+def _options(words: list[str], spec: dict[str, int]) -> tuple[dict[str, list[str]], str]:
+    """Trailing `NAME value...` options as the server reads them: ({name: values}, "") or
+    ({}, why refused). Unknown options and repeated ones (Redis obeys the last) are refused."""
+    found: dict[str, list[str]] = {}
+    i = 0
+    while i < len(words):
+        name = words[i].upper()
+        if name not in spec:
+            return {}, f"unexpected {words[i]!r} (options here: {', '.join(spec)})"
+        if name in found:
+            return {}, f"{name} given twice (Redis obeys the last one): write it once"
+        values = words[i + 1 : i + 1 + spec[name]]
+        if len(values) < spec[name]:
+            return {}, f"{name} needs a value"
+        found[name] = values
+        i += 1 + spec[name]
+    return found, ""
+
+
+def _counted(options: dict[str, list[str]], name: str, low: int, high: int, example: str) -> str:
+    if name not in options:
+        return f"needs {name} n with n from {low} to {high}, e.g. {example}"
+    n = _integer(options[name][0])
+    if n is None or not low <= n <= high:
+        return f"{name} must be a whole number from {low} to {high}, got {options[name][0][:20]!r}"
+    return ""
+
+
+def _index_range(start_word: str, stop_word: str) -> str:
+    start, stop = _integer(start_word), _integer(stop_word)
+    if start is None or stop is None:
+        return "start and stop must be whole numbers"
+    if (start < 0) != (stop < 0):
+        return f"{start} {stop} can span the whole key (a negative index counts from the end): use e.g. 0 99 or -100 -1"
+    if stop - start >= MAX_RANGE:
+        return f"{start} {stop} is over {MAX_RANGE} items"
+    return ""
+
+
+def _scan(cmd: str, args: list[str]) -> str:
+    """SCAN cursor [MATCH p] [COUNT n] [TYPE t]; SSCAN / HSCAN / ZSCAN key cursor [...]."""
+    fixed = 1 if cmd == "SCAN" else 2
+    example = "SCAN 0 MATCH queue:* COUNT 100" if cmd == "SCAN" else f"{cmd} key 0 COUNT 100"
+    if len(args) < fixed or not (args[fixed - 1].isascii() and args[fixed - 1].isdigit()):
+        return f"needs {'a' if fixed == 1 else 'a key and a'} cursor (0 to start), e.g. {example}"
+    spec = {"MATCH": 1, "COUNT": 1} | ({"TYPE": 1} if cmd == "SCAN" else {}) | ({"NOVALUES": 0} if cmd == "HSCAN" else {})
+    options, why = _options(args[fixed:], spec)
+    return why or _counted(options, "COUNT", 1, MAX_SCAN_COUNT, example)
+
+
+def _lrange(cmd: str, args: list[str]) -> str:
+    return "needs key start stop, e.g. LRANGE queue 0 99" if len(args) != 3 else _index_range(args[1], args[2])
+
+
+def _zrange(cmd: str, args: list[str]) -> str:
+    """ZRANGE key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]."""
+    if len(args) < 3:
+        return "needs key start stop, e.g. ZRANGE key 0 99"
+    options, why = _options(args[3:], {"BYSCORE": 0, "BYLEX": 0, "REV": 0, "LIMIT": 2, "WITHSCORES": 0})
+    if why:
+        return why
+    by = [o for o in ("BYSCORE", "BYLEX") if o in options]
+    if len(by) > 1:
+        return "BYSCORE and BYLEX exclude each other"
+    if not by:
+        return "LIMIT needs BYSCORE or BYLEX" if "LIMIT" in options else _index_range(args[1], args[2])
+    if "LIMIT" not in options:
+        return f"{by[0]} needs LIMIT offset count with count from 0 to {MAX_RANGE}, e.g. LIMIT 0 100"
+    offset, count = (_integer(w) for w in options["LIMIT"])
+    if offset is None or offset < 0 or count is None or not 0 <= count <= MAX_RANGE:
+        return f"LIMIT needs an offset >= 0 and a count from 0 to {MAX_RANGE} (a negative count means all)"
+    return ""
+
+
+def _xrange(cmd: str, args: list[str]) -> str:
+    example = f"{cmd} stream {'- +' if cmd == 'XRANGE' else '+ -'} COUNT 100"
+    if len(args) < 3:
+        return f"needs key, two ids and COUNT, e.g. {example}"
+    options, why = _options(args[3:], {"COUNT": 1})
+    return why or _counted(options, "COUNT", 1, MAX_RANGE, example)
+
+
+def _xinfo_stream(cmd: str, args: list[str]) -> str:
+    """XINFO STREAM key [FULL [COUNT n]]: FULL without COUNT is 10 entries, COUNT 0 is all."""
+    if not args:
+        return "needs a key"
+    if len(args) == 1:
+        return ""
+    if args[1].upper() != "FULL":
+        return f"unexpected {args[1]!r} (XINFO STREAM key [FULL COUNT n])"
+    options, why = _options(args[2:], {"COUNT": 1})
+    return why or _counted(options, "COUNT", 1, MAX_RANGE, "XINFO STREAM key FULL COUNT 100")
+
+
+def _slowlog_get(cmd: str, args: list[str]) -> str:
+    """SLOWLOG GET [n]: no n is 10 entries, -1 is the whole log."""
+    if len(args) > 1:
+        return "SLOWLOG GET [n] takes one number"
+    n = _integer(args[0]) if args else 10
+    return "" if n is not None and 0 <= n <= MAX_RANGE else f"n must be from 0 to {MAX_RANGE} (-1 means the whole log)"
+
+
+def _xpending(cmd: str, args: list[str]) -> str:
+    """XPENDING key group [[IDLE ms] start end count [consumer]]."""
+    rest = args[2:]
+    if rest and rest[0].upper() == "IDLE":
+        if len(rest) < 2 or _integer(rest[1]) is None:
+            return "IDLE needs a number of milliseconds"
+        rest = rest[2:]
+    if len(args) < 2 or (rest and len(rest) not in (3, 4)) or (not rest and len(args) > 2):
+        return "XPENDING key group [[IDLE ms] start end count [consumer]]"
+    count = _integer(rest[2]) if rest else 0
+    return "" if count is not None and 0 <= count <= MAX_RANGE else f"count must be from 0 to {MAX_RANGE}"
+
+
+def _memory_usage(cmd: str, args: list[str]) -> str:
+    """MEMORY USAGE key [SAMPLES n]: SAMPLES 0 walks every element of the key."""
+    if not args:
+        return "needs a key"
+    options, why = _options(args[1:], {"SAMPLES": 1})
+    return why or ("" if "SAMPLES" not in options else _counted(options, "SAMPLES", 1, MAX_RANGE, "SAMPLES 5"))
+
+
+_BOUNDS = {
+    "SCAN": _scan, "SSCAN": _scan, "HSCAN": _scan, "ZSCAN": _scan, "LRANGE": _lrange,
+    "ZRANGE": _zrange, "XRANGE": _xrange, "XREVRANGE": _xrange, "XPENDING": _xpending,
+    "XINFO STREAM": _xinfo_stream, "SLOWLOG GET": _slowlog_get, "MEMORY USAGE": _memory_usage,
+}
 
 
 def classify_redis(words: list[str]) -> Classification:
     if not words:
         return Classification("refused", "empty command")
+    if hint := _redis_cli_hint(words):
+        return Classification("refused", hint)
     cmd = words[0].upper()
     sub = words[1].upper() if len(words) > 1 else ""
     if cmd in REDIS_REFUSED:
         return Classification("refused", REDIS_REFUSED[cmd])
     if cmd not in REDIS_READS:
         return Classification("action", f"{cmd} changes data or server state", (cmd,))
-    if cmd in REDIS_READ_SUBCOMMANDS and sub not in REDIS_READ_SUBCOMMANDS[cmd]:
-        return Classification("action", f"{cmd} {sub} is not a read", (f"{cmd} {sub}",))
-    if cmd == "SCAN":
-        upper = [w.upper() for w in words]
-        if "COUNT" not in upper or not upper[upper.index("COUNT") + 1 :][:1] or not upper[upper.index("COUNT") + 1].isdigit() or int(upper[upper.index("COUNT") + 1]) > MAX_SCAN_COUNT:
-            return Classification("refused", f"SCAN needs COUNT n with n <= {MAX_SCAN_COUNT}")
-    if cmd in ("LRANGE", "ZRANGE") and not _bounded(words, 2, 3):
-        return Classification("refused", f"{cmd} needs a range of under {MAX_RANGE} from a non-negative start")
-    if cmd in ("XRANGE", "XREVRANGE"):
-        upper = [w.upper() for w in words]
-        if "COUNT" not in upper:
-            return Classification("refused", f"{cmd} needs COUNT n")
-    return Classification("read", f"{cmd} is a read")
+    name, args = cmd, words[1:]
+    if cmd in REDIS_READ_SUBCOMMANDS:
+        if not sub:
+            return Classification("refused", f"{cmd} needs a subcommand ({', '.join(sorted(REDIS_READ_SUBCOMMANDS[cmd]))})")
+        if sub not in REDIS_READ_SUBCOMMANDS[cmd]:
+            return Classification("action", f"{cmd} {sub} is not a read", (f"{cmd} {sub}",))
+        name, args = f"{cmd} {sub}", words[2:]
+    check = _BOUNDS.get(name)
+    if check and (why := check(cmd, args)):
+        return Classification("refused", f"{name}: {why}")
+    return Classification("read", f"{name} is a read")
 
 
 # --- Docker --------------------------------------------------------------------------------
@@ -340,7 +267,7 @@ MAX_LOG_LINES = 1000
 
 
 def classify_docker(words: list[str]) -> Classification:
-    if words and words[0] == "docker":
+    if words and words[0].lower() == "docker":  # `DOCKER RESTART web` is `docker restart web`
         words = words[1:]
     if not words:
         return Classification("refused", "empty command")
@@ -353,7 +280,7 @@ def classify_docker(words: list[str]) -> Classification:
         return Classification("read", "docker inspect is a read") if len(words) == 2 else Classification("refused", "docker inspect takes one container")
     if cmd == "logs":
         rest = words[2:]
-        if rest and (len(rest) != 2 or rest[0] != "--tail" or not rest[1].isdigit() or int(rest[1]) > MAX_LOG_LINES):
+        if rest and (len(rest) != 2 or rest[0] != "--tail" or not (rest[1].isascii() and rest[1].isdigit()) or int(rest[1]) > MAX_LOG_LINES):
             return Classification("refused", f"docker logs NAME [--tail N] with N <= {MAX_LOG_LINES}")
         return Classification("read", "docker logs is a read")
     if cmd in DOCKER_ACTIONS:

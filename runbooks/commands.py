@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import islice
 from typing import Any
 
 from probes.config import DockerTarget, Environment, HttpTarget, PostgresTarget, RedisTarget
-from probes.secrets import mask_url
-from runbooks.classify import MAX_LOG_LINES, classify_docker, classify_redis, split_command
+from probes.secrets import MASK, mask_url
+from runbooks.classify import (
+    MAX_LOG_LINES,
+    MAX_RANGE,
+    REDIS_SIZED,
+    classify_docker,
+    classify_redis,
+    split_command,
+)
+from runbooks.reply_text import reply_text
 
 KINDS = {PostgresTarget: "postgres", RedisTarget: "redis", HttpTarget: "http", DockerTarget: "docker"}
 
@@ -35,16 +44,91 @@ def target_address(target: Any) -> str:
     return mask_url(target.base_url)
 
 
-def _jsonable(value: Any) -> Any:
+# --- Redis replies: the second lock after the classifier's bounds ---------------------------
+# SCAN's COUNT is a hint (a small set or hash comes back whole), HGETALL and CLIENT LIST are as
+# big as the data: every reply keeps at most MAX_REPLY_ITEMS items per list / mapping / line
+# list, and says how many it left out. Secret CONFIG parameters are masked before anything
+# (summary, data, journal) sees them.
+
+MAX_REPLY_ITEMS = MAX_RANGE
+MAX_REPLY_CHARS = 1_000_000  # of one string: GET of a 512 MB value keeps its start
+SECRET_CONFIG = {"requirepass", "masterauth", "tls-key-file-pass", "tls-client-key-file-pass"}
+_SECRET_WORDS = ("pass", "auth", "secret")
+_NOT_SECRET = {"tls-auth-clients", "masteruser"}  # yes/no/optional; a user name
+
+
+def secret_parameter(name: str) -> bool:
+    """Whether a CONFIG parameter's value is a credential (by name, so new ones are covered)."""
+    name = name.lower()
+    return name in SECRET_CONFIG or (name not in _NOT_SECRET and any(w in name for w in _SECRET_WORDS))
+
+
+def _masked_config(reply: Any) -> Any:
+    """CONFIG GET's reply with secret values as ****; an empty one (no password) stays empty."""
+    if isinstance(reply, dict):  # RESP3
+        return {k: MASK if v and secret_parameter(k) else v for k, v in reply.items()}
+    if isinstance(reply, list):  # RESP2: name, value, name, value, ...
+        return [MASK if i % 2 and v and secret_parameter(str(reply[i - 1])) else v for i, v in enumerate(reply)]
+    return reply
+
+
+def _jsonable(value: Any, cut: list[int]) -> Any:
+    """The reply as JSON-like data, each list / mapping cut to MAX_REPLY_ITEMS (cut[0] counts
+    the items left out) before it is converted, so a huge reply costs no more than a small one."""
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        if len(value) > MAX_REPLY_CHARS:
+            cut[0] += 1
+            return value[:MAX_REPLY_CHARS] + "..."
+        return value
     if isinstance(value, dict):
-        return {str(_jsonable(k)): _jsonable(v) for k, v in value.items()}
+        cut[0] += max(0, len(value) - MAX_REPLY_ITEMS)
+        return {str(_jsonable(k, cut)): _jsonable(v, cut) for k, v in islice(value.items(), MAX_REPLY_ITEMS)}
     if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
+        cut[0] += max(0, len(value) - MAX_REPLY_ITEMS)
+        return [_jsonable(v, cut) for v in islice(value, MAX_REPLY_ITEMS)]
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     return str(value)
+
+
+def _lines_capped(text: str, cut: list[int]) -> str:
+    """CLIENT LIST: one line per client, thousands on a busy server."""
+    lines = text.splitlines()
+    if len(lines) <= MAX_REPLY_ITEMS:
+        return text
+    cut[0] += len(lines) - MAX_REPLY_ITEMS
+    return "\n".join([*lines[:MAX_REPLY_ITEMS], f"({len(lines) - MAX_REPLY_ITEMS} more)"])
+
+
+def redis_reply(words: tuple[str, ...], raw: Any) -> dict[str, Any]:
+    """A Redis reply as a step's names (value, data, summary): masked, then capped."""
+    name = " ".join(w.upper() for w in words[:2])
+    cut = [0]
+    if name == "CONFIG GET":
+        raw = _masked_config(raw)
+    if name == "CLIENT LIST" and isinstance(raw, (str, bytes)):
+        raw = _lines_capped(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw, cut)
+    reply = _jsonable(raw, cut)
+    value = reply if isinstance(reply, (int, float, str)) and not isinstance(reply, bool) else None
+    data = reply if isinstance(reply, dict) else {"reply": reply}
+    shown = reply_text(words, reply)  # words, not a repr: `SCAN 0: no keys (scan complete)`
+    summary = f"{' '.join(words[:2])}: {shown[:120]}"
+    if cut[0]:
+        if not isinstance(reply, dict):
+            data["omitted"] = cut[0]  # a mapping reply's own keys are the data: said in the summary only
+        summary += f" (reply cut: {cut[0]} more item(s) not kept)"
+    return {"status": "ok", "value": value, "data": data, "summary": summary}
+
+
+async def _refuse_oversized(client: Any, words: tuple[str, ...]) -> None:
+    """HGETALL of a hash with a million fields would block the server and flood the step."""
+    sized = REDIS_SIZED.get(words[0].upper())
+    if sized and len(words) == 2:
+        size = await client.execute_command(sized[0], words[1])
+        if isinstance(size, int) and size > MAX_REPLY_ITEMS:
+            raise PermissionError(f"Redis command refused: {words[0]} {words[1]}: {size} items (over {MAX_REPLY_ITEMS}); use {sized[1]}")
 
 
 async def redis_call(target: RedisTarget, words: tuple[str, ...], command: str, timeout: float, *, read: bool = True) -> dict[str, Any]:
@@ -55,16 +139,34 @@ async def redis_call(target: RedisTarget, words: tuple[str, ...], command: str, 
         raise PermissionError(f"Redis command refused: {verdict.reason}")
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(target.url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)
+    # Reads use the probes' credential; an action only its own (a read-only ACL user cannot act).
+    url = target.url if read else target.action_url
+    if not url:
+        raise PermissionError(f"{target.name}: {missing_action_credential(target)}")
+    client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)
     try:
         async with asyncio.timeout(timeout):
-            reply = _jsonable(await client.execute_command(*words))
+            await _refuse_oversized(client, words)
+            raw = await client.execute_command(*words)
     finally:
         await client.aclose()
-    value = reply if isinstance(reply, (int, float, str)) and not isinstance(reply, bool) else None
-    data = reply if isinstance(reply, dict) else {"reply": reply}
-    shown = f"{len(reply)} field(s)" if isinstance(reply, dict) and len(reply) > 3 else str(reply)
-    return {"status": "ok", "value": value, "data": data, "summary": f"{' '.join(words[:2])}: {shown[:120]}"}
+    return redis_reply(words, raw)
+
+
+def missing_action_credential(target: Any) -> str:
+    """Why `target` runs no action (the key or variable to set), or "" when it can.
+
+    PostgreSQL actions connect with `action_dsn`, Redis actions with `action_url`; Docker and
+    HTTP targets have no separate credential."""
+    if isinstance(target, PostgresTarget):
+        from probes.postgres import missing_action_credential as postgres_missing
+
+        return postgres_missing(target)
+    if isinstance(target, RedisTarget) and not target.action_url:
+        if target.action_url_env:
+            return f"no action credential: environment variable {target.action_url_env} (action_url_env) is not set"
+        return "no action credential: set action_url or action_url_env on this target"
+    return ""
 
 
 def unlisted_container(target: DockerTarget, name: str) -> str | None:
@@ -76,14 +178,22 @@ def unlisted_container(target: DockerTarget, name: str) -> str | None:
     return None
 
 
-def _docker_words(command: str) -> list[str]:
+# Each docker action and the SDK's Container method that does it: `docker rm` is remove().
+SDK_METHODS = {"restart": "restart", "stop": "stop", "start": "start", "kill": "kill",
+               "pause": "pause", "unpause": "unpause", "rm": "remove"}
+
+
+def docker_words(command: str) -> list[str]:
+    """A docker block's words without the optional `docker`, the verb lower case (authors write
+    `DOCKER RESTART web`; container names keep their case)."""
     words = split_command(command)
-    return words[1:] if words[:1] == ["docker"] else words
+    words = words[1:] if words[:1] and words[0].lower() == "docker" else words
+    return [words[0].lower(), *words[1:]] if words else words
 
 
 async def docker_call(env: Environment, target: DockerTarget, words: tuple[str, ...], command: str, timeout: float, *, read: bool) -> dict[str, Any]:
     """A docker read (ps / inspect / logs) or, with read=False, an action (restart, stop, ...)."""
-    parts = _docker_words(command)
+    parts = docker_words(command)
     verdict = classify_docker(parts)
     if verdict.verdict == "refused" or (read and not verdict.read_only) or (not read and verdict.read_only):
         raise PermissionError(f"docker command refused: {verdict.reason}")
@@ -118,8 +228,12 @@ def _docker_sync(target: DockerTarget, parts: list[str], timeout: float) -> dict
             lines = text.splitlines()
             return {"status": "ok", "value": len(lines), "data": {"lines": lines},
                     "summary": f"{len(lines)} log line(s); last: {lines[-1][:100] if lines else '-'}"}
-        getattr(container, parts[0])()
+        getattr(container, SDK_METHODS[parts[0]])()
         return {"status": "ok", "value": None, "data": {"container": parts[1], "done": parts[0]},
                 "summary": f"{parts[0]} {parts[1]}"}
+    except docker.errors.APIError as exc:
+        # The SDK's text starts with the request URL; the engine's explanation is what helps
+        # ("You cannot remove a running container ...").
+        raise RuntimeError(str(exc.explanation or exc)) from None
     finally:
         client.close()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from probes import units
 
 # Only JSON-like values flow through an expression, and attribute access is mapping lookup,
 # so no Python object (and no dunder) is ever reachable from runbook text.
@@ -18,7 +21,16 @@ _ALLOWED = (
     ast.Tuple, ast.GeneratorExp, ast.comprehension, ast.Store,
 )
 _MAX_LENGTH = 500
-_MAX_ITEMS = 100_000  # generator expressions walk data lists, never unbounded ranges
+_MAX_DEPTH = 40  # nesting of the expression tree: the evaluator recurses once per level
+# The budget of one evaluation (a pass, a trigger's `when`, one template field). Conditions
+# run on the cockpit's event loop, so none may take long: 20,000 node evaluations (generator
+# iterations included) take 15-30 ms on a small VM; the CPU-time limit is the backstop for a
+# slow machine. Sizes are capped so that no single operation can allocate or run for long either.
+MAX_OPS = 20_000
+MAX_SECONDS = 0.05
+MAX_INT_BITS = 4096  # any count, pid or byte size fits easily; str() of it stays legal
+MAX_BUILT = 1_000_000  # characters / list items an evaluation may build in all
+_CLOCK_EVERY = 32  # reading the CPU clock costs about one node evaluation
 
 
 class ConditionError(ValueError):
@@ -29,6 +41,10 @@ class EvalError(ValueError):
     """A condition that parsed but could not be evaluated on this result."""
 
 
+class TooExpensive(EvalError):
+    """An evaluation that went over its budget (operations, CPU time or size)."""
+
+
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -37,9 +53,48 @@ def _len(value: Any) -> int:
     return 0 if value is None else len(value)
 
 
+def _round(value: Any, ndigits: Any = None) -> Any:
+    # round(5, -10**7) computes 10**10**7: seconds of CPU for one call.
+    if ndigits is not None and (isinstance(ndigits, bool) or not isinstance(ndigits, int) or abs(ndigits) > 20):
+        raise EvalError(f"round: digits must be an integer from -20 to 20, got {_shown(ndigits)}")
+    return round(value) if ndigits is None else round(value, ndigits)
+
+
+def _sum(values: Any, start: Any = 0) -> Any:
+    # sum(lists, []) copies quadratically; only numbers are summed.
+    if isinstance(start, bool) or not isinstance(start, (int, float)):
+        raise EvalError(f"sum: the start must be a number, got {_shown(start)}")
+    return sum(values, start)
+
+
+def _extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
+    # Python's own "max() arg is an empty sequence" would reach the operator as it is.
+    def call(*args: Any) -> Any:
+        if len(args) == 1 and isinstance(args[0], (list, tuple)) and not args[0]:
+            raise EvalError(f"{pick.__name__}: nothing to choose from (no item matched)")
+        return pick(*args)
+
+    return call
+
+
+def _unit(name: str, show: Callable[[float | None], str], scale: float = 1.0) -> Callable[[Any], str]:
+    # Report templates show values the way panes do (probes.units): `64 s`, `33.6 MiB`.
+    def call(value: Any) -> str:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise EvalError(f"{name}: expected a number, got {_shown(value)}")
+        try:
+            return show(None if value is None else float(value) * scale)
+        except OverflowError:
+            raise EvalError(f"{name}: {_shown(value)} is too large") from None
+
+    return call
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": _len, "any": any, "all": all, "min": min, "max": max, "sum": sum, "abs": abs,
-    "round": round, "int": int, "float": float, "str": str, "lower": _lower,
+    "len": _len, "any": any, "all": all, "min": _extreme(min), "max": _extreme(max), "sum": _sum, "abs": abs,
+    "round": _round, "int": int, "float": float, "str": str, "lower": _lower,
+    "duration": _unit("duration", units.duration), "duration_ms": _unit("duration_ms", units.duration, 0.001),
+    "size": _unit("size", units.size),
 }
 CONSTANTS = {"True": True, "False": False, "None": None, "true": True, "false": False, "null": None}
 
@@ -65,12 +120,17 @@ class Condition:
     tree: ast.Expression
 
     def evaluate(self, names: Mapping[str, Any]) -> Any:
+        """The expression's value; EvalError (TooExpensive over budget), never anything else."""
         try:
             return _Evaluator(names).eval(self.tree.body)
+        except TooExpensive as exc:
+            raise TooExpensive(f"{self.text!r}: {exc}") from None
         except EvalError:
             raise
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-            raise EvalError(f"{self.text!r}: {exc}") from None
+        except (RecursionError, MemoryError):
+            raise TooExpensive(f"{self.text!r}: condition too expensive (too deep or too big)") from None
+        except Exception as exc:  # noqa: BLE001 - whatever the data, a condition never crashes a run
+            raise EvalError(f"{self.text!r}: {str(exc)[:300] or type(exc).__name__}") from None
 
     def test(self, names: Mapping[str, Any]) -> bool:
         return bool(self.evaluate(names))
@@ -86,6 +146,10 @@ def compile_condition(text: str) -> Condition:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ConditionError(f"cannot parse {text!r}: {exc.msg} (column {exc.offset})") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ConditionError(f"cannot parse {text!r}: {type(exc).__name__}") from None
+    if _depth(tree) > _MAX_DEPTH:
+        raise ConditionError(f"{text!r}: nested more than {_MAX_DEPTH} levels deep")
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise ConditionError(f"{text!r}: {type(node).__name__} is not allowed in a condition")
@@ -106,9 +170,46 @@ def compile_condition(text: str) -> Condition:
     return Condition(text.strip(), tree)
 
 
+def _depth(tree: ast.AST) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _size(value: Any) -> int:
+    """What building `value` cost, in characters / items / bytes."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise TooExpensive(f"condition too expensive (a number over {MAX_INT_BITS} bits)")
+        return value.bit_length() // 8
+    return len(value) if isinstance(value, (str, list)) else 0
+
+
 class _Evaluator:
     def __init__(self, names: Mapping[str, Any]) -> None:
         self.scopes: list[Mapping[str, Any]] = [names]
+        self.ops = 0
+        self.built = 0
+        self.deadline = time.thread_time() + MAX_SECONDS  # CPU time: preemption is not the condition's fault
+
+    def spend(self) -> None:
+        """Count one operation; TooExpensive past the budget."""
+        self.ops += 1
+        if self.ops > MAX_OPS:
+            raise TooExpensive(f"condition too expensive (over {MAX_OPS} operations)")
+        if self.ops % _CLOCK_EVERY == 0 and time.thread_time() > self.deadline:
+            raise TooExpensive(f"condition too expensive (over {MAX_SECONDS * 1000:.0f} ms of CPU)")
+
+    def build(self, size: int) -> None:
+        """Count what an operation built; TooExpensive past the budget."""
+        self.built += size
+        if self.built > MAX_BUILT:
+            raise TooExpensive(f"condition too expensive (builds over {MAX_BUILT:,} items)")
 
     def name(self, ident: str) -> Any:
         for scope in reversed(self.scopes):
@@ -118,7 +219,14 @@ class _Evaluator:
             return CONSTANTS[ident]
         return None
 
-    def eval(self, node: ast.AST) -> Any:  # noqa: C901 - one branch per whitelisted node type
+    def eval(self, node: ast.AST) -> Any:
+        self.spend()
+        value = self.node(node)
+        if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call, ast.List, ast.Tuple)):
+            self.build(_size(value))
+        return value
+
+    def node(self, node: ast.AST) -> Any:  # noqa: C901 - one branch per whitelisted node type
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -168,7 +276,7 @@ class _Evaluator:
     @staticmethod
     def number(value: Any) -> float | int:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EvalError(f"expected a number, got {value!r}")
+            raise EvalError(f"expected a number, got {_shown(value)}")
         return value
 
     def binop(self, node: ast.BinOp) -> Any:
@@ -207,14 +315,14 @@ class _Evaluator:
         def walk(index: int) -> None:
             if index == len(node.generators):
                 values.append(self.eval(node.elt))
+                self.build(1)
                 return
             gen = node.generators[index]
             source = self.eval(gen.iter)
             items: Iterable[Any] = source.values() if isinstance(source, Mapping) else (source or [])
             assert isinstance(gen.target, ast.Name)
             for item in items:
-                if len(values) >= _MAX_ITEMS:
-                    raise EvalError("generator walks too many items")
+                self.spend()  # every item walked counts, kept or not
                 self.scopes.append({gen.target.id: item})
                 try:
                     if all(self.eval(cond) for cond in gen.ifs):
@@ -230,7 +338,17 @@ class _Evaluator:
 
 TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: '²'.isdigit() is true, int('²') fails
+_INT_LIMIT = 2**63  # pids, counts, offsets: a 64-bit signed integer
 FILTERS = ("int", "name")
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # repr() of an int of over 4300 digits
+        return f"a {type(value).__name__} too long to show"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,16 +378,19 @@ def render(text: str, names: Mapping[str, Any]) -> str:
         if value is None:
             raise EvalError(f"{field.source}: no value yet (has the step it reads run and found it?)")
         if field.filter == "int":
+            if isinstance(value, str) and _DIGITS.fullmatch(value):
+                value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
-                if isinstance(value, str) and value.isdigit():
-                    value = int(value)
-                else:
-                    raise EvalError(f"{field.source}: expected an integer, got {value!r}")
-            rendered = str(int(value))
-        else:
+                raise EvalError(f"{field.source}: expected an integer, got {_shown(value)}")
+            if not -_INT_LIMIT <= value < _INT_LIMIT:
+                raise EvalError(f"{field.source}: {_shown(value)} is out of range for a 64-bit integer")
             rendered = str(value)
+        else:
+            # Lists and mappings are never names; str() of a huge number raises.
+            small = isinstance(value, float) or (isinstance(value, int) and -_INT_LIMIT <= value < _INT_LIMIT)
+            rendered = value if isinstance(value, str) else str(value) if small else ""
             if not _SAFE_NAME.fullmatch(rendered):
-                raise EvalError(f"{field.source}: {rendered!r} is not a plain name (letters, digits, _ . : -)")
+                raise EvalError(f"{field.source}: {_shown(value)} is not a plain name (letters, digits, _ . : -)")
         out.append(text[last:match.start()] + rendered)
         last = match.end()
     out.append(text[last:])
@@ -283,17 +404,21 @@ def placeholder(text: str) -> str:
 
 def render_text(text: str, names: Mapping[str, Any]) -> str:
     """Fill a display template (a step's `report`); "" when any value is missing, because a
-    report about a blocker that is not there ("blocker pid ?") would only mislead."""
+    report about a blocker that is not there ("blocker pid ?") would only mislead.
+    TooExpensive when a field goes over its budget."""
     missing = False
 
     def fill(match: re.Match[str]) -> str:
         nonlocal missing
         try:
             value = compile_condition(match.group(1).partition("|")[0]).evaluate(names)
-        except (ConditionError, EvalError):
-            value = None
-        missing = missing or value is None
-        return str(value)
+            shown = "" if value is None else str(value)
+        except TooExpensive:
+            raise  # the step is an error, not a quietly shorter summary
+        except (ConditionError, EvalError, ValueError):  # ValueError: str() of a huge number
+            value = shown = None
+        missing = missing or shown is None or value is None
+        return shown or ""
 
     filled = TEMPLATE.sub(fill, text)
     return "" if missing else filled

@@ -37,9 +37,9 @@ def split_front_matter(text: str, problems: Problems) -> tuple[dict[str, Any], s
         return {}, text, 0
     try:
         meta = yaml.safe_load("".join(lines[1:end])) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: `date: 2024-13-45`
         mark = getattr(exc, "problem_mark", None)
-        problems.add(mark.line + 2 if mark else 1, f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}")
+        problems.add(mark.line + 2 if mark else 2, f"front matter is not valid YAML: {getattr(exc, 'problem', None) or exc}")
         return {}, "".join(lines[end + 1 :]), end + 1
     if not isinstance(meta, dict):
         problems.add(2, "front matter must be a mapping of keys (id, title, severity, ...)")
@@ -48,7 +48,8 @@ def split_front_matter(text: str, problems: Problems) -> tuple[dict[str, Any], s
 
 
 def key_line(lines: list[str], key: str, start: int = 0, stop: int | None = None) -> int | None:
-    pattern = re.compile(rf"^\s*-?\s*\{{?\s*{re.escape(key)}\s*:|\b{re.escape(key)}\s*[:=]")
+    quoted = rf"""['"]?{re.escape(key)}['"]?"""  # "tags": [...] is the same key
+    pattern = re.compile(rf"^\s*-?\s*\{{?\s*{quoted}\s*:|(?<![\w-]){quoted}\s*[:=]")
     for number in range(start, min(stop or len(lines), len(lines))):
         if pattern.search(lines[number]):
             return number + 1
@@ -58,7 +59,8 @@ def key_line(lines: list[str], key: str, start: int = 0, stop: int | None = None
 def read_header(meta: dict[str, Any], lines: list[str], problems: Problems, path: Path) -> dict[str, Any]:
     for key in meta:
         if key not in FRONT_KEYS:
-            problems.add(key_line(lines, str(key)), f"unknown front matter key {key!r} (known: {', '.join(sorted(FRONT_KEYS))})")
+            shown = repr(key) if len(repr(key)) <= 60 else f"{repr(key)[:57]}..."
+            problems.add(key_line(lines, str(key)) or 2, f"unknown front matter key {shown} (known: {', '.join(sorted(FRONT_KEYS))})")
     out: dict[str, Any] = {}
     rb_id = meta.get("id")
     if not isinstance(rb_id, str) or not _ID.fullmatch(rb_id):
@@ -74,13 +76,13 @@ def read_header(meta: dict[str, Any], lines: list[str], problems: Problems, path
     out["severity"] = severity
     tags = meta.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        problems.add(key_line(lines, "tags"), "tags: expected a list of words, e.g. [postgres, locks]")
+        problems.add(key_line(lines, "tags") or 2, "tags: expected a list of words, e.g. [postgres, locks]")
         tags = []
     out["tags"] = tuple(tags)
     triggers = []
     raw_triggers = meta.get("triggers", []) or []
     if not isinstance(raw_triggers, list):
-        problems.add(key_line(lines, "triggers"), "triggers: expected a list of {target, probe, when}")
+        problems.add(key_line(lines, "triggers") or 2, "triggers: expected a list of {target, probe, when}")
         raw_triggers = []
     base = key_line(lines, "triggers") or 1
     for i, trig in enumerate(raw_triggers):
@@ -88,7 +90,7 @@ def read_header(meta: dict[str, Any], lines: list[str], problems: Problems, path
         if not isinstance(trig, dict) or set(trig) - {"target", "probe", "when"} or "probe" not in trig or "when" not in trig:
             problems.add(line, "trigger: expected {probe: NAME, when: CONDITION} with an optional target")
             continue
-        if trig["probe"] not in PROBE_KINDS:
+        if not isinstance(trig["probe"], str) or trig["probe"] not in PROBE_KINDS:
             problems.add(line, f"trigger: unknown probe {trig['probe']!r} (known: {', '.join(PROBE_KINDS)})")
             continue
         try:

@@ -1,9 +1,17 @@
-"""The incident journal: every step run, mark, note and action with timestamps, in SQLite."""
+"""The incident journal: every alarm, step run, mark, note and action with timestamps, in SQLite.
+
+An incident is a postmortem's first draft: the cockpit opens one at the first reading that is
+not ok (titled from it), records each symptom's first and last sighting, every step, action and
+note, and the operator closes it with a one-line resolution (`warroom journal close`, or the
+cockpit's key). `export_markdown` writes it up in sections: Timeline, Symptoms seen, Actions,
+Notes, warroom's own errors, Resolution.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -14,7 +22,12 @@ from typing import Any
 from probes.secrets import redact
 
 JOURNAL_NAME = "journal.sqlite3"
-KINDS = ("run", "probe", "step", "manual", "note", "action", "action-declined")
+# symptom: a target reading turned warn/fail/error (or changed between them); symptom-end: it
+# was ok again ("cleared") or still seen when the cockpit stopped or the incident closed;
+# warroom-error: warroom's own failure (a crashed backend, a step that outlived its timeout).
+KINDS = ("run", "probe", "step", "manual", "note", "action", "action-declined", "symptom", "symptom-end", "warroom-error")
+RESOLUTION_CHARS = 500
+TITLE_CHARS = 120
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -24,7 +37,8 @@ CREATE TABLE IF NOT EXISTS incidents (
   env TEXT NOT NULL,
   runbooks TEXT NOT NULL DEFAULT '[]',
   status TEXT NOT NULL DEFAULT 'open',
-  title TEXT NOT NULL DEFAULT ''
+  title TEXT NOT NULL DEFAULT '',
+  resolution TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,10 +90,16 @@ class Incident:
     status: str
     title: str = ""
     ended_at: float | None = None
+    resolution: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at) if self.ended_at else None,
-                "env": self.env, "runbooks": list(self.runbooks), "status": self.status, "title": self.title}
+                "env": self.env, "runbooks": list(self.runbooks), "status": self.status, "title": self.title,
+                "resolution": self.resolution}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +141,16 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Journals written before incidents had a resolution get the column (empty)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(incidents)")}
+        if "resolution" not in columns:
+            try:
+                self.db.execute("ALTER TABLE incidents ADD COLUMN resolution TEXT NOT NULL DEFAULT ''")
+            except sqlite3.OperationalError:  # another process added it a moment ago
+                pass
 
     def close(self) -> None:
         self.db.close()
@@ -133,9 +163,10 @@ class Journal:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def start_incident(self, env: str, runbooks: list[str] | tuple[str, ...] = (), title: str = "") -> int:
+    def start_incident(self, env: str, runbooks: list[str] | tuple[str, ...] = (), title: str = "",
+                       started_at: float | None = None) -> int:
         cur = self.db.execute("INSERT INTO incidents (started_at, env, runbooks, title) VALUES (?, ?, ?, ?)",
-                              (time.time(), env, json.dumps(list(runbooks)), redact(title)))
+                              (started_at or time.time(), env, json.dumps(list(runbooks)), _one_line(title, TITLE_CHARS)))
         return int(cur.lastrowid or 0)
 
     def add_runbook(self, incident_id: int, runbook_id: str) -> None:
@@ -144,8 +175,21 @@ class Journal:
             self.db.execute("UPDATE incidents SET runbooks = ? WHERE id = ?",
                             (json.dumps([*incident.runbooks, runbook_id]), incident_id))
 
-    def close_incident(self, incident_id: int, status: str = "resolved") -> None:
-        self.db.execute("UPDATE incidents SET status = ?, ended_at = ? WHERE id = ?", (status, time.time(), incident_id))
+    def close_incident(self, incident_id: int, status: str = "resolved", resolution: str = "") -> None:
+        """End an incident: its status (resolved, or a headless run's passed / failed) and the
+        operator's one-line resolution, recorded in its timeline too."""
+        text = _one_line(resolution, RESOLUTION_CHARS)
+        self.db.execute("UPDATE incidents SET status = ?, ended_at = ?, resolution = ? WHERE id = ?",
+                        (status, time.time(), text, incident_id))
+        if text:
+            self.record(incident_id, "run", status="closed", summary=f"incident closed: {text}")
+
+    def open_incident(self, env: str) -> Incident | None:
+        """The environment's newest incident still open (the cockpit joins it instead of
+        opening another one for the same alarms)."""
+        row = self.db.execute("SELECT * FROM incidents WHERE env = ? AND status = 'open' ORDER BY id DESC LIMIT 1",
+                              (env,)).fetchone()
+        return self._incident(row) if row else None
 
     def record(self, incident_id: int, kind: str, *, runbook_id: str = "", step_id: str = "", status: str = "",
                summary: str = "", data: dict[str, Any] | None = None, duration_ms: float | None = None,
@@ -161,8 +205,10 @@ class Journal:
         return int(cur.lastrowid or 0)
 
     def record_outcome(self, incident_id: int, runbook_id: str, outcome: Any, *, kind: str = "probe") -> int:
-        """A runbooks.runner.StepOutcome."""
-        data = {"value": outcome.value, "data": outcome.data} if outcome.data or outcome.value is not None else {}
+        """A runbooks.runner.StepOutcome (its step's kind kept: the export lists actions apart)."""
+        data: dict[str, Any] = {"value": outcome.value, "data": outcome.data} if outcome.data or outcome.value is not None else {}
+        if getattr(outcome, "kind", ""):
+            data["step_kind"] = outcome.kind
         return self.record(incident_id, kind, runbook_id=runbook_id, step_id=outcome.step_id, status=str(outcome.status),
                            summary=outcome.summary, data=data, duration_ms=round(outcome.duration_ms, 2), ts=outcome.timestamp)
 
@@ -177,7 +223,7 @@ class Journal:
 
     @staticmethod
     def _incident(row: tuple[Any, ...]) -> Incident:
-        return Incident(row[0], row[1], row[3], tuple(json.loads(row[4])), row[5], row[6], row[2])
+        return Incident(row[0], row[1], row[3], tuple(json.loads(row[4])), row[5], row[6], row[2], row[7] if len(row) > 7 else "")
 
     def incident(self, incident_id: int) -> Incident | None:
         row = self.db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
@@ -219,23 +265,16 @@ class Journal:
         return {"incident": incident.to_json(), "events": [e.to_json() for e in events]}
 
     def export_markdown(self, incident_id: int) -> str:
-        doc = self.export_json(incident_id)
-        inc, events = doc["incident"], self.events(incident_id)
-        start = events[0].ts if events else 0.0
-        symptoms = [e for e in events if e.kind == "probe" and e.status in ("fail", "error")]
-        actions = [e for e in events if e.kind in ("action", "action-declined")]
-        lines = [f"# Incident {inc['id']}: {inc['title'] or ', '.join(inc['runbooks']) or 'untitled'}", "",
-                 f"- Environment: {inc['env']}", f"- Started: {inc['started_at']}",
-                 f"- Ended: {inc['ended_at'] or 'still open'} ({inc['status']})",
-                 f"- Runbooks: {', '.join(inc['runbooks']) or '-'}", "", "## Symptoms seen", ""]
-        lines += [f"- {_iso(e.ts)} `{e.step_id}`: {e.summary}" for e in symptoms] or ["- none recorded"]
-        lines += ["", "## Actions", ""]
-        lines += [f"- {_iso(e.ts)} {'DONE' if e.kind == 'action' else 'DECLINED'} `{e.step_id}` ({e.status}): {e.summary}"
-                  for e in actions] or ["- none"]
-        lines += ["", "## Timeline", "", "| time (UTC) | +s | kind | step | status | duration | summary |",
-                  "|---|---|---|---|---|---|---|"]
-        for e in events:
-            took = f"{e.duration_ms:.0f} ms" if e.duration_ms is not None else ""
-            summary = e.summary.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {_iso(e.ts)} | {e.ts - start:.1f} | {e.kind} | {e.step_id} | {e.status} | {took} | {summary} |")
-        return "\n".join(lines) + "\n"
+        """The incident as a postmortem's first draft (see runbooks.journal_export)."""
+        from runbooks.journal_export import markdown
+
+        incident = self.incident(incident_id)
+        if incident is None:
+            raise LookupError(f"no incident {incident_id} in {self.path}")
+        return markdown(incident, self.events(incident_id))
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Free text for a title or resolution: one line, bounded, without secrets."""
+    line = re.sub(r"\s+", " ", redact(text or "")).strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"

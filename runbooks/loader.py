@@ -27,6 +27,7 @@ from runbooks.conditions import ConditionError, compile_condition, placeholder, 
 from runbooks.front_matter import Problems, read_header, split_front_matter
 from runbooks.model import (
     DEFAULT_PASS,
+    HANDOVER_PREFIX,
     PROBE_KINDS,
     SEVERITIES,
     Branch,
@@ -38,7 +39,11 @@ from runbooks.model import (
 
 RUNNABLE = ("probe", "sql", "redis", "docker")
 STEP_KEYS = {"id", "target", "probe", "pass", "report", "timeout", "on_pass", "on_fail"}
+# A step's `timeout=` may shorten or lengthen its wait, up to this: the cockpit shows a running
+# step until it ends, and a read that needs longer should be made cheaper (or be manual).
+MAX_STEP_TIMEOUT_S = 60.0
 _STEP_COMMENT = re.compile(r"<!--\s*step:?(.*?)-->", re.S)
+_RUNBOOK_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")  # as front_matter checks `id:`
 
 
 class LoadError(Exception):
@@ -67,9 +72,16 @@ def _branch(value: Any, line: int, problems: Problems) -> Branch:
         return Branch(text)  # type: ignore[arg-type]
     verb, _, target = text.partition(" ")
     if verb != "goto" or not target.strip():
-        problems.add(line, f"branch {text!r}: expected next, stop or 'goto STEP-ID|SECTION'")
+        problems.add(line, f"branch {text!r}: expected next, stop, 'goto STEP-ID|SECTION' or 'goto runbook:ID'")
         return Branch()
-    return Branch("goto", target.strip())
+    target = target.strip()
+    if target.startswith(HANDOVER_PREFIX):  # a hand-over to another runbook, checked by load_runbooks
+        runbook_id = target.removeprefix(HANDOVER_PREFIX).strip()
+        if not _RUNBOOK_ID.fullmatch(runbook_id):
+            problems.add(line, f"branch {text!r}: expected 'goto runbook:ID' with a runbook id (lowercase letters, digits and '-')")
+            return Branch()
+        return Branch("runbook", runbook_id)
+    return Branch("goto", target)
 
 
 class _StepBuilder:
@@ -147,9 +159,9 @@ def _build_step(b: _StepBuilder, index: int, body_lines: list[str], offset: int,
         if block == "probe":
             try:
                 data = yaml.safe_load(content) or {}
-            except yaml.YAMLError as exc:
+            except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: `date: 2024-13-45`
                 mark = getattr(exc, "problem_mark", None)
-                problems.add(line + 1 + (mark.line if mark else 0), f"probe block is not valid YAML: {getattr(exc, 'problem', exc)}")
+                problems.add(line + 1 + (mark.line if mark else 0), f"probe block is not valid YAML: {getattr(exc, 'problem', None) or exc}")
                 data = {}
             if not isinstance(data, dict):
                 problems.add(line + 1, "probe block: expected YAML keys (target, probe, pass, ...)")
@@ -177,10 +189,13 @@ def _finish_step(f: dict[str, Any], problems: Problems) -> dict[str, Any]:
         problems.add(line, f"```{block} step needs target=NAME (a target of the config)")
     if "timeout" in s:
         try:
-            out["timeout"] = float(s["timeout"])
-            assert out["timeout"] > 0
-        except (TypeError, ValueError, AssertionError):
-            problems.add(line, f"timeout: expected seconds above 0, got {s['timeout']!r}")
+            seconds = float("nan") if isinstance(s["timeout"], bool) else float(s["timeout"])
+        except (TypeError, ValueError, OverflowError):
+            seconds = float("nan")
+        if 0 < seconds <= MAX_STEP_TIMEOUT_S:
+            out["timeout"] = seconds
+        else:
+            problems.add(line, f"timeout: expected seconds above 0 and at most {MAX_STEP_TIMEOUT_S:g} (the ceiling), got {str(s['timeout'])[:40]!r}")
     kind = block
     if block == "probe":
         out["probe"] = str(s.get("probe") or "")
@@ -237,7 +252,7 @@ def parse_runbook(text: str, path: Path | str) -> tuple[Runbook | None, list[Pro
     meta, body, offset = split_front_matter(text, problems)
     if problems:  # without readable front matter every header check would only add noise
         return None, list(problems)
-    header = read_header(meta, text.splitlines(), problems, path)
+    header = read_header(meta, text.splitlines()[:offset], problems, path)  # keys are looked up in the front matter only
     builders, headings = _collect(body, offset, problems)
     body_lines = body.splitlines(keepends=True)
     fields = [_finish_step(_build_step(b, i, body_lines, offset, problems), problems) for i, b in enumerate(builders)]
@@ -295,9 +310,14 @@ def _explicit_id(b: _StepBuilder, body_lines: list[str]) -> str:
 def load_file(path: Path | str) -> tuple[Runbook | None, list[Problem]]:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(path, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}")]
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(path, None, f"cannot read: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [Problem(path, line, f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})")]
     return parse_runbook(text, path)
 
 
@@ -320,7 +340,24 @@ def load_runbooks(dirs: Iterable[Path] = (), *, bundled: bool = True) -> tuple[l
                 continue
             seen.add(runbook.id)
             found[runbook.id] = runbook
+    problems += _handover_problems(found)
     return sorted(found.values(), key=lambda r: (SEVERITIES.index(r.severity), r.title)), problems
+
+
+def _handover_problems(found: dict[str, Runbook]) -> list[Problem]:
+    """`goto runbook:ID` must name another runbook that loaded (the step still works: the
+    cockpit says the runbook is missing when the operator follows it)."""
+    problems = []
+    for runbook in found.values():
+        for step in runbook.steps:
+            for key in ("on_pass", "on_fail"):
+                target = getattr(step, key).handover
+                if target == runbook.id:
+                    problems.append(Problem(runbook.path, step.line, f"{key}: goto runbook:{target}: a runbook cannot hand over to itself"))
+                elif target and target not in found:
+                    known = ", ".join(sorted(found)) or "none"
+                    problems.append(Problem(runbook.path, step.line, f"{key}: goto runbook:{target}: no such runbook (known: {known})"))
+    return problems
 
 
 def find_runbook(ref: str, dirs: Iterable[Path] = ()) -> Runbook:

@@ -17,7 +17,7 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 PROBE_KINDS: dict[str, str] = {
     "connections": "postgres", "locks": "postgres", "replication": "postgres",
     "long_queries": "postgres", "idle_in_transaction": "postgres", "slow_statements": "postgres",
-    "ping": "redis", "memory": "redis", "clients": "redis", "queues": "redis",
+    "ping": "redis", "memory": "redis", "clients": "redis", "queues": "redis", "memory_top": "redis",
     "http": "http", "containers": "docker",
 }
 # The backend kind a command block needs its target to be.
@@ -32,15 +32,26 @@ def slugify(text: str) -> str:
     return re.sub(r"\s+", "-", text).strip("-")
 
 
+HANDOVER_PREFIX = "runbook:"  # `goto runbook:ID` hands the incident over to another runbook
+
+
 @dataclass(frozen=True, slots=True)
 class Branch:
-    """Where to go after a step: the next step, stop, or a step id / section slug."""
+    """Where to go after a step: the next step, stop, a step id / section slug, or (`runbook`)
+    another runbook, by id: a hand-over."""
 
-    action: Literal["next", "stop", "goto"] = "next"
-    target: str = ""  # resolved step id for goto
+    action: Literal["next", "stop", "goto", "runbook"] = "next"
+    target: str = ""  # resolved step id for goto; the runbook id for a hand-over
 
     def __str__(self) -> str:
+        if self.action == "runbook":
+            return f"goto {HANDOVER_PREFIX}{self.target}"
         return f"goto {self.target}" if self.action == "goto" else self.action
+
+    @property
+    def handover(self) -> str:
+        """The runbook this branch hands over to, or ""."""
+        return self.target if self.action == "runbook" else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,12 @@ class Runbook:
     @property
     def automatic_steps(self) -> list[Step]:
         return [s for s in self.steps if s.automatic]
+
+    @property
+    def handovers(self) -> tuple[str, ...]:
+        """The runbooks its steps hand over to (`goto runbook:ID`), in step order."""
+        found = (b.handover for s in self.steps for b in (s.on_pass, s.on_fail))
+        return tuple(dict.fromkeys(r for r in found if r))
 
     def to_json(self, *, steps: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -13,13 +13,15 @@ from probes.secrets import redact
 from runbooks.classify import classify_sql, tokenize
 from runbooks.commands import (
     docker_call,
+    docker_words,
     find_target,
+    missing_action_credential,
     redis_call,
     target_address,
     unlisted_container,
 )
 from runbooks.conditions import EvalError, render, render_text
-from runbooks.model import Runbook, Step
+from runbooks.model import Branch, Runbook, Step
 
 SQL_MIN_TIMEOUT_S = 5.0
 MAX_ROWS = 200
@@ -132,6 +134,22 @@ def _fill(step: Step, context: RunContext) -> str:
     return render(step.command, context.names()) if "{{" in step.command else step.command
 
 
+_TARGET_WORDS = {"postgres": "PostgreSQL", "redis": "Redis", "http": "HTTP", "docker": "Docker"}
+
+
+def not_applicable(step: Step, env: Environment) -> str:
+    """Why a step cannot apply to this environment (its target is not configured), or "".
+
+    Such a step is skipped, saying why, and the walk goes on with the next step: a runbook
+    written for more targets than a site has still leads somewhere."""
+    if not step.target or step.target in env.target_names():
+        return ""
+    word = _TARGET_WORDS.get(step.target_kind)
+    what = "no Docker engine" if step.target_kind == "docker" else f"no {word} target" if word else "no target"
+    known = ", ".join(env.target_names()) or "none"
+    return f"does not apply here: {what} {step.target!r} in environment {env.name!r} (targets: {known})"
+
+
 async def run_step(step: Step, env: Environment, *, context: RunContext | None = None, timeout: float | None = None) -> StepOutcome:
     """Run one step's automatic read and grade it; never raises, never runs an action."""
     context = context or RunContext()
@@ -140,6 +158,10 @@ async def run_step(step: Step, env: Environment, *, context: RunContext | None =
         return _outcome(step, Outcome.MANUAL, "manual step: the operator marks it pass, fail or skip", started)
     if step.is_action:
         return _outcome(step, Outcome.REFUSED, "an action only runs through execute_action after a confirmation", started)
+    if why := not_applicable(step, env):
+        out = _outcome(step, Outcome.SKIPPED, why, started)
+        context.record(out, "step")
+        return out
     timeout = step.timeout or timeout or env.timeout_s
     try:
         command = _fill(step, context)
@@ -166,10 +188,10 @@ def _grade(step: Step, names: dict[str, Any], context: RunContext, started: floa
     if names.get("status") == "error":
         return _outcome(step, Outcome.ERROR, names.get("summary") or summary, started, **facts)
     scope = {**names, **context.names()}
-    report = render_text(step.report, scope) if step.report else ""
-    if report:
-        summary += f" · {report}"
     try:
+        report = render_text(step.report, scope) if step.report else ""  # TooExpensive is an error too
+        if report:
+            summary += f" · {report}"
         passed = step.passes.test(scope) if step.passes else True
     except EvalError as exc:
         return _outcome(step, Outcome.ERROR, f"{summary} (condition could not be evaluated: {exc})", started, **facts)
@@ -189,10 +211,10 @@ _VERBS = {"pg_terminate_backend": "terminate backend pid {}", "pg_cancel_backend
 def describe_action(step: Step, context: RunContext | None = None, env: Environment | None = None) -> str:
     """Exactly what the action will do to which target, for the confirmation dialog.
 
-    Raises EvalError when a template cannot be filled, or a Docker action names a container its
-    target does not list (the action must then be refused).
+    Raises EvalError when a template cannot be filled, a Docker action names a container its
+    target does not list, or the target has no action credential (action_dsn / action_url): the
+    action must then be refused, before any confirmation is asked for.
     """
-    command = _fill(step, context or RunContext())
     where, target = step.target, None
     if env is not None:
         try:
@@ -200,8 +222,14 @@ def describe_action(step: Step, context: RunContext | None = None, env: Environm
             where = f"{step.target} ({target_address(target)})"
         except LookupError:
             pass
+    if target is not None and (why := missing_action_credential(target)):
+        raise EvalError(f"{step.target}: {why}")
+    command = _fill(step, context or RunContext())
     if step.block == "sql":
-        toks = tokenize(command)
+        try:
+            toks = tokenize(command)
+        except ValueError:  # not decodable: the dialog shows the SQL itself
+            toks = []
         verbs = [_VERBS[t.text].format(toks[i + 2].text) for i, t in enumerate(toks[:-2])
                  if t.kind == "word" and t.text in _VERBS and toks[i + 2].kind == "number"]
         verbs += [_NO_ARG_VERBS[t.text] for t in toks if t.kind == "word" and t.text in _NO_ARG_VERBS]
@@ -211,8 +239,7 @@ def describe_action(step: Step, context: RunContext | None = None, env: Environm
         reason = step.classification.reason if step.classification else "not read-only"
         return redact(f"run SQL `{one_line[:300]}` on {where} ({reason})")
     if step.block == "docker":
-        words = command.split()
-        words = words[1:] if words[:1] == ["docker"] else words
+        words = docker_words(command)  # "DOCKER RESTART web" is "restart web"
         # Refused before any confirmation; docker_call refuses it too.
         if isinstance(target, DockerTarget) and (outside := unlisted_container(target, words[1])):
             raise EvalError(outside)
@@ -273,6 +300,7 @@ class RunReport:
     runbook: Runbook
     outcomes: list[StepOutcome]
     notes: list[str] = field(default_factory=list)
+    handover: str = ""  # the runbook the walk ended by handing over to (`goto runbook:ID`)
 
     @property
     def ok(self) -> bool:
@@ -281,13 +309,18 @@ class RunReport:
         return all(o.status == Outcome.PASS for o in self.outcomes if o.step_id in auto and o.status != Outcome.SKIPPED)
 
     def to_json(self) -> dict[str, Any]:
-        return {"runbook": self.runbook.id, "ok": self.ok, "notes": self.notes, "steps": [o.to_json() for o in self.outcomes]}
+        return {"runbook": self.runbook.id, "ok": self.ok, "notes": self.notes, "handover": self.handover or None,
+                "steps": [o.to_json() for o in self.outcomes]}
 
 
 async def run_runbook(runbook: Runbook, env: Environment, *, read_only: bool = True, context: RunContext | None = None,
                       on_outcome: Callable[[StepOutcome], Awaitable[None] | None] | None = None,
                       timeout: float | None = None) -> RunReport:
-    """Walk the runbook headless: reads run, manual steps wait, actions are refused; bounded."""
+    """Walk the runbook headless: reads run, manual steps wait, actions are refused; bounded.
+
+    Steps that do not apply to `env` (target not configured) are skipped and the walk goes on
+    with the next step. A hand-over (`goto runbook:ID`) ends the walk: `report.handover` and a
+    note name the runbook to run next."""
     context = context or RunContext(runbook.id)
     context.runbook_id = context.runbook_id or runbook.id
     position = {s.id: i for i, s in enumerate(runbook.steps)}
@@ -318,24 +351,34 @@ async def run_runbook(runbook: Runbook, env: Environment, *, read_only: bool = T
             out = await run_step(step, env, context=context, timeout=timeout)
         else:
             started = time.perf_counter()
-            if step.is_action:
+            if step.is_action and (why := not_applicable(step, env)):
+                out = _outcome(step, Outcome.SKIPPED, why, started)
+            elif step.is_action:
                 why = "read-only" if read_only else "headless"
                 try:
-                    what = describe_action(step, context, env)
+                    out = _outcome(step, Outcome.REFUSED, f"action not run ({why}): would {describe_action(step, context, env)}", started)
                 except EvalError as exc:
-                    what = f"{step.command.splitlines()[0][:120]} ({exc})"
-                out = _outcome(step, Outcome.REFUSED, f"action not run ({why}): would {what}", started)
+                    out = _outcome(step, Outcome.REFUSED, f"action not run ({why}); it cannot be filled in yet: {exc}", started)
             else:
                 out = _outcome(step, Outcome.MANUAL, "manual step: needs the operator", started)
             context.record(out, "step")
         await emit(out)
         # Manual steps and refused actions follow on_pass: the walk shows the path an operator
         # completing them would take, instead of falling into the next alternative section.
-        branch = step.on_fail if out.status in (Outcome.FAIL, Outcome.ERROR) else step.on_pass
+        # A step that does not apply here goes on with the next one, as an operator's skip does.
+        if out.status == Outcome.SKIPPED:
+            branch = Branch()
+        else:
+            branch = step.on_fail if out.status in (Outcome.FAIL, Outcome.ERROR) else step.on_pass
         if branch.action == "next":
             index += 1
         elif branch.action == "stop":
             report.notes.append(f"stopped after {step.id} ({out.status})")
+            break
+        elif branch.action == "runbook":
+            report.handover = branch.target
+            report.notes.append(f"{step.id} hands over to runbook {branch.target}: "
+                                f"continue with `warroom runbook run {branch.target}`")
             break
         else:
             target = position[branch.target]

@@ -34,10 +34,10 @@ WARM_UP_S = 6.0  # long enough for sparklines and lag charts to show a trend
 
 
 def start_sandbox(directory: Path) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory)]
+    argv = [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory), "--stop-on-eof"]
     for scenario in SCENARIOS:
         argv += ["--scenario", scenario]
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("ready: "):

@@ -50,6 +50,16 @@ class SandboxHandle:
     def components(self) -> list[str]:
         return self.state["components"]
 
+    def admin_dsn(self, target: str = "primary") -> str:
+        """The sandbox's superuser (or Redis default user) for a target, from sandbox.json: for
+        a test's own setup and checks. warroom.toml never holds it: warroom reads as
+        warroom_read and acts as warroom_operator."""
+        return self.state["dsns"]["admin"][target]
+
+    def app_dsn(self, target: str = "primary") -> str:
+        """The shop application's role: a session an operator may terminate, a read role may not."""
+        return self.state["dsns"]["app"][target]
+
     def _control(self, action: str, scenario: str) -> str:
         result = warroom("sandbox", action, scenario, "--dir", str(self.dir), timeout=90)
         if result.returncode != 0:
@@ -63,8 +73,7 @@ class SandboxHandle:
 
         import psycopg
 
-        dsn = self.env.postgres_named(target).dsn
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+        async with await psycopg.AsyncConnection.connect(self.admin_dsn(target), autocommit=True) as admin:
             for _ in range(40):
                 cursor = await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
                 row = await cursor.fetchone()
@@ -91,8 +100,10 @@ class SandboxHandle:
 
 def start_sandbox(directory: Path, *extra: str) -> SandboxHandle:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory), *extra],
+        # --stop-on-eof: the sandbox stops when this pipe closes, so a killed pytest leaves nothing.
+        [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory), "--stop-on-eof", *extra],
         cwd=ROOT,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -122,6 +133,41 @@ def stop_sandbox(handle: SandboxHandle) -> None:
     except subprocess.TimeoutExpired:
         handle.process.kill()
         raise
+
+
+STRICT_ENV = "WARROOM_STRICT"
+# Skips that are not about what the machine lacks, so CI may keep them (each with why). Empty:
+# every skip in the suite today is a missing engine or tool, which CI installs.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def strict_run() -> bool:
+    """CI (CI=true, which .ci/run turns into WARROOM_STRICT=1) allows no skip: a tier that cannot
+    run there fails the run, instead of leaving it green without that tier."""
+    return os.environ.get(STRICT_ENV) == "1" or os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def _fail_a_strict_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not (report.skipped and strict_run()) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if not reason.startswith(tuple(ALLOWED_SKIPS)):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in a strict run ({STRICT_ENV}=1 or CI=true), which allows no skip: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _fail_a_strict_skip(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module-level skip or importorskip, too."""
+    outcome = yield
+    _fail_a_strict_skip(outcome.get_result())  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session", autouse=True)

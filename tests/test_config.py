@@ -82,7 +82,7 @@ def test_password_is_masked_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("[environments.p]\n[[environments.p.postgres]]\nname='a'\ndns='x'\n", "environments.p.postgres[0].dns", "unknown key"),
         ("[environments.p]\n[[environments.p.postgres]]\nname='a'\n", "environments.p.postgres[0].dsn", "required"),
-        ("[environments.p]\n[[environments.p.postgres]]\nname='a'\ndsn='x'\nrole='leader'\n", "role", "primary"),
+        ("[environments.p]\n[[environments.p.postgres]]\nname='a'\ndsn='host=x'\nrole='leader'\n", "role", "primary"),
         ("[environments.p]\n[[environments.p.http]]\nname='a'\nurl='ftp://x'\n", "url", "http://"),
         ("[environments.p]\n[[environments.p.http]]\nname='a'\nurl='http://x'\nmethod='POST'\n", "method", "read-only"),
         ("[environments.p]\nrefresh = -1\n", "refresh", "above 0"),
@@ -119,6 +119,55 @@ def test_missing_dsn_env_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     text = "[environments.p]\n[[environments.p.postgres]]\nname='a'\ndsn_env='WARROOM_NOPE'\n"
     with pytest.raises(ConfigError, match="WARROOM_NOPE is not set"):
         parse_config(text)
+
+
+def test_action_credentials_are_optional_secret_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WARROOM_TEST_ACTION_DSN", "postgresql://op:act10n-pw@127.0.0.1:5432/app")
+    monkeypatch.delenv("WARROOM_TEST_UNSET", raising=False)
+    text = """[environments.p]
+[[environments.p.postgres]]
+name = "primary"
+dsn = "postgresql://reader@127.0.0.1:5432/app"
+action_dsn_env = "WARROOM_TEST_ACTION_DSN"
+[[environments.p.postgres]]
+name = "replica"
+dsn = "postgresql://reader@127.0.0.1:5433/app"
+action_dsn_env = "WARROOM_TEST_UNSET"
+[[environments.p.postgres]]
+name = "other"
+dsn = "postgresql://reader@127.0.0.1:5434/app"
+[[environments.p.redis]]
+name = "jobs"
+url = "redis://reader:r34d-pw@127.0.0.1:6379/0"
+action_url = "redis://:adm1n-redis-pw@127.0.0.1:6379/0"
+"""
+    env = parse_config(text).environment()
+    primary, replica, other = env.postgres
+    assert primary.action_dsn.startswith("postgresql://op:") and primary.action_dsn_env == "WARROOM_TEST_ACTION_DSN"
+    # An unset variable is no credential (the cockpit still reads); the variable is remembered
+    # so the checklist can say which one to set.
+    assert (replica.action_dsn, replica.action_dsn_env) == ("", "WARROOM_TEST_UNSET")
+    assert (other.action_dsn, other.action_dsn_env) == ("", "")
+    assert env.redis[0].action_url.startswith("redis://:adm1n")
+    for secret in ("act10n-pw", "adm1n-redis-pw"):
+        assert secret not in repr(env) and secret not in redact(f"failed: {primary.action_dsn} {env.redis[0].action_url}")
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "expected"),
+    [
+        ("action_dsn = 'postgresql://a@b/c'\naction_dsn_env = 'X'", "action_dsn", "not both"),
+        ("action_dsn = ''", "action_dsn", "must not be empty"),
+        ("action_dsn_env = 3", "action_dsn_env", "expected str"),
+    ],
+)
+def test_bad_action_dsn_names_the_key(fields: str, key: str, expected: str) -> None:
+    text = f"[environments.p]\n[[environments.p.postgres]]\nname='a'\ndsn='x'\n{fields}\n"
+    with pytest.raises(ConfigError, match=rf"environments\.p\.postgres\[0\]\.{key}: .*{expected}"):
+        parse_config(text, Path("w.toml"))
+    redis = "[environments.p]\n[[environments.p.redis]]\nname='r'\nurl='redis://127.0.0.1/0'\naction_url='http://x'\n"
+    with pytest.raises(ConfigError, match=r"redis\[0\]\.action_url: expected a redis://"):
+        parse_config(redis, Path("w.toml"))
 
 
 def test_unknown_environment() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -125,6 +126,7 @@ def test_sandbox_lifecycle_leaves_no_process() -> None:
     # The postmasters' own children are gone too.
     leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if str(handle.dir) in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid()]
     assert leftovers == []
+    shutil.rmtree(handle.dir, ignore_errors=True)  # only once it passed: a failure leaves it to look at
 
 
 @pytest.mark.parametrize("scenario", ["no-such-thing"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,7 @@ from tui.messages import JumpToPane, ProbesUpdated
 from tui.scheduler import LiveSource, ProbeSource
 from tui.screens.help import HelpScreen, KeyRow
 from tui.screens.main import MainScreen
+from tui.symptoms import SymptomWatch
 from widgets.store import HISTORY, ResultStore
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class WarroomApp(App[int]):
     """Six live panes over one environment; every probe runs in a worker of `source`."""
 
     TITLE = "warroom"
+    _restore_signals: Callable[[], None] | None = None
     CSS_PATH = "cockpit.tcss"
     COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {WarroomCommands}
     ENABLE_COMMAND_PALETTE = True
@@ -87,7 +90,8 @@ class WarroomApp(App[int]):
         self.start_runbook = start_runbook
         self.guided = guided
         self.resume = resume
-        self.incident: Any = None  # tui.incident.IncidentLog, created when a runbook is first opened
+        self.incident: Any = None  # tui.incident.IncidentLog, created at the first alarm or runbook opened
+        self.symptoms = SymptomWatch(self._incident_log)  # opens the incident at the first alarm
         self._help_rows: list[KeyRow] | None = None
         self.title = f"warroom · {env.name}"
 
@@ -117,6 +121,13 @@ class WarroomApp(App[int]):
         gc.enable()
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            # SIGTERM, and SIGHUP when the SSH link drops: a clean exit (journal closed, terminal
+            # restored when there is one; `warroom demo` then stops its sandbox), not death mid-frame.
+            from tui.exit_signals import exit_on_signals
+
+            with contextlib.suppress(ValueError):  # off the main thread Python sets no handlers
+                self._restore_signals = exit_on_signals(self.exit)
         if self.resume:
             from tui.screens.runbook import resume_incident
 
@@ -125,14 +136,42 @@ class WarroomApp(App[int]):
             self.call_after_refresh(self.open_runbook, self.start_runbook, self.guided)
 
     async def on_unmount(self) -> None:
+        if self._restore_signals is not None:
+            self._restore_signals()
         await self.source.stop()
         if self.incident is not None:
-            self.incident.close()
+            self.incident.close(self.symptoms.still_seen())
+
+    def _incident_log(self) -> Any:
+        from tui.screens.runbook import incident_of
+
+        return incident_of(self)
+
+    def action_close_incident(self) -> None:
+        """Ask for a one-line resolution, then close the session's incident in the journal."""
+        incident = self.incident
+        if incident is None or incident.incident_id is None:
+            self.notify("no incident is open: one opens at the first reading that is not ok", title="incident journal")
+            return
+        from tui.screens.close_incident import CloseIncident
+
+        journal = incident.journal
+        found = journal.incident(incident.incident_id) if journal is not None else None
+        incident_id = incident.incident_id
+
+        def closed(resolution: str | None) -> None:
+            if resolution and incident.incident_id == incident_id:
+                incident.close_incident(resolution, self.symptoms.incident_closed())
+                self.notify(f"incident #{incident_id} closed: {resolution}", title="incident journal")
+
+        self.push_screen(CloseIncident(incident_id, found.title if found else ""), closed)
 
     # --- readings ----------------------------------------------------------------------
 
     def on_probes_updated(self, message: ProbesUpdated) -> None:
         changed = self.store.add(message.results)
+        # After this refresh is drawn: the first alarm opens the journal (imports, SQLite).
+        self.call_after_refresh(self.symptoms.observe, message.results)
         # The main screen tracks what it missed while covered; the top screen redraws now.
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):

@@ -43,11 +43,27 @@ def to_json(results: list[ProbeResult]) -> list[dict[str, Any]]:
     return out
 
 
+async def _probe(env: Any, timeout: float) -> tuple[list[ProbeResult], list[str]]:
+    """Every probe, and alongside them one look per PostgreSQL target at the role it reads with."""
+    if not env.postgres:
+        return await collect_all(env, timeout=timeout), []
+    from probes.postgres import read_role_risk
+
+    results, *risks = await asyncio.gather(
+        collect_all(env, timeout=timeout), *(read_role_risk(t, timeout=timeout) for t in env.postgres)
+    )
+    return results, [r for r in risks if r]
+
+
 def main(args: Any) -> int:
     config = load_config(getattr(args, "config", None))
     env = config.environment(getattr(args, "env", None))
     timeout = getattr(args, "timeout", None) or env.timeout_s
-    results = asyncio.run(collect_all(env, timeout=timeout))
+    results, warnings = asyncio.run(_probe(env, timeout))
+    # On stderr, so `--json` stays one array for its consumers. A warning about the read role is
+    # advice on the configuration, not a reading: it leaves the exit status to the probes.
+    for warning in warnings:
+        print(f"warning: {redact(warning)}", file=sys.stderr)
     if args.json:
         # default=str: data may hold datetimes or Decimals from a backend; never fail the output.
         print(redact(json.dumps(to_json(results), indent=2, default=str)))

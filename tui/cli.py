@@ -89,6 +89,9 @@ def build_parser(commands: bool = True) -> argparse.ArgumentParser:
     up.add_argument("--dir", type=Path, required=True, help="folder for its data, logs and warroom.toml")
     up.add_argument("--scenario", action="append", default=[], metavar="NAME", help="inject this fault once ready (repeatable)")
     up.add_argument("--no-docker", action="store_true", help="do not start containers even if an engine is reachable")
+    # For `warroom demo`: stop when its pipe on our stdin closes; the folder is its temporary one.
+    up.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)
+    up.add_argument("--temporary", action="store_true", help=argparse.SUPPRESS)
     up.set_defaults(handler="tui.sandbox.runner:main")
     for action in ("inject", "heal"):
         cmd = sandbox_sub.add_parser(action, help=f"{action} a fault scenario in a running sandbox")
@@ -126,7 +129,10 @@ def build_parser(commands: bool = True) -> argparse.ArgumentParser:
     export.add_argument("--incident", type=int, metavar="N", help="incident number (default: the last)")
     export.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
     journal_list = journal_sub.add_parser("list", help="list recorded incidents")
-    for cmd in (export, journal_list):
+    close = journal_sub.add_parser("close", help="close an incident with a one-line resolution")
+    close.add_argument("incident", type=int, nargs="?", metavar="ID", help="incident number (default: the last open one)")
+    close.add_argument("--resolution", "-r", required=True, metavar="TEXT", help="what fixed it, in one line")
+    for cmd in (export, journal_list, close):
         cmd.set_defaults(handler="tui.runbook_cli:journal_main")
     return parser
 

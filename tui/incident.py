@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from runbooks.runner import (
     StepOutcome,
     describe_action,
     execute_action,
+    not_applicable,
     run_step,
 )
 
@@ -27,6 +28,14 @@ GRACE_S = 1.0
 MARKS = {"pass": "pass", "fail": "fail", "skip": "skipped"}
 Listener = Callable[[str], None]
 StepRunner = Callable[..., Awaitable[StepOutcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """Where a step's branch leads when it is `goto runbook:ID`: another runbook."""
+
+    runbook_id: str
+    step_id: str  # the step it was reached from
 
 
 @dataclass
@@ -111,7 +120,8 @@ class RunbookRun:
             outcome = await asyncio.wait_for(self._runner(step, self.env, context=self.context), self.budget_s(step))
         except TimeoutError:
             outcome = StepOutcome(step.id, Outcome.ERROR, f"{step.target}: timed out after {self.budget_s(step) - GRACE_S:g}s (hung or unreachable?)",
-                                  duration_ms=(time.perf_counter() - started) * 1000, kind=step.kind)
+                                  duration_ms=(time.perf_counter() - started) * 1000, kind=step.kind,
+                                  data={"own_error": "the step outlived its own timeout"})  # warroom's, not the target's
             self.context.record(outcome, "probe")
         except asyncio.CancelledError:
             self.states[step.id] = previous  # the screen went away: nothing was learned
@@ -120,8 +130,9 @@ class RunbookRun:
         self.apply(outcome, "probe")
         return outcome
 
-    def next_step(self, step: Step) -> Step | str | None:
-        """Where the branch rules lead from `step` given its status: a Step, "stop", or None (the end)."""
+    def next_step(self, step: Step) -> Step | Handover | str | None:
+        """Where the branch rules lead from `step` given its status: a Step, a Handover to
+        another runbook, "stop", or None (the end)."""
         status = self.states[step.id].status
         if step.is_action and status in ("pending", "refused", "error", "fail"):
             branch = step.on_fail if status in ("error", "fail") else step.on_pass
@@ -135,6 +146,8 @@ class RunbookRun:
             return "stop"
         if branch is not None and branch.action == "goto":
             return self.runbook.step(branch.target)
+        if branch is not None and branch.action == "runbook":
+            return Handover(branch.target, step.id)
         following = step.index + 1
         return self.runbook.steps[following] if following < len(self.runbook.steps) else None
 
@@ -143,16 +156,20 @@ class RunbookRun:
         (their path is taken as if passed), steps off the path show skipped. Bounded: each
         step at most once."""
         visited: list[str] = []
-        step: Step | str | None = self.runbook.steps[0] if self.runbook.steps else None
-        while isinstance(step, Step) and step.id not in visited:
+        step: Step | Handover | str | None = self.runbook.steps[0] if self.runbook.steps else None
+        while isinstance(step, Step) and step.id not in visited:  # a hand-over waits for the operator
             visited.append(step.id)
             if on_step is not None:
                 on_step(step.id)
             if step.automatic:
                 await self.run(step)
+            elif step.is_action:
+                self.not_applicable(step)
             elif self.states[step.id].status == "pending" and step.kind == "manual":
                 self.states[step.id].status = "manual"
-                self.states[step.id].summary = "needs the operator: p pass, f fail, s skip"
+                handover = step.on_pass.handover
+                self.states[step.id].summary = (f"hands over to runbook {handover}: Enter opens it" if handover
+                                                else "needs the operator: p pass, f fail, s skip")
                 self._changed(step.id)
             step = self.next_step(step)
         for other in self.runbook.steps:
@@ -161,6 +178,30 @@ class RunbookRun:
                 state.status, state.summary = "skipped", "not on this path"
                 self._changed(other.id)
         return visited
+
+    def not_applicable(self, step: Step) -> str:
+        """Why a step cannot apply here (its target is not configured), or "". The first time,
+        a pending step shows skipped with that reason (journaled), so the walk goes on past it."""
+        why = not_applicable(step, self.env)
+        state = self.states[step.id]
+        if why and state.status == "pending":
+            outcome = StepOutcome(step.id, Outcome.SKIPPED, why, kind=step.kind)
+            self._bind_context()
+            self.context.record(outcome, "step")
+            self.apply(outcome, "step")
+        return why
+
+    def hand_over(self, handover: Handover) -> None:
+        """The operator follows a hand-over: journaled, and the step says where it led."""
+        journal, incident_id = self._journal()
+        summary = f"{self.runbook.id} step {handover.step_id} hands over to runbook {handover.runbook_id}"
+        if journal is not None and incident_id is not None:
+            journal.record(incident_id, "run", runbook_id=self.runbook.id, step_id=handover.step_id,
+                           status="handed over", summary=summary)
+        state = self.states[handover.step_id]
+        if state.status in ("pending", "manual"):  # a read keeps its result; a manual step says where it led
+            state.status, state.summary, state.ts = "manual", f"handed over to runbook {handover.runbook_id}", time.time()
+            self._changed(handover.step_id)
 
     def mark(self, step: Step, mark: str) -> None:
         """The operator's verdict on a manual step: pass, fail or skip."""
@@ -234,7 +275,8 @@ class RunbookRun:
 
 
 class IncidentLog:
-    """The cockpit session's incident in the journal, started on the first runbook opened.
+    """The cockpit session's incident in the journal, started at the first alarm (see
+    tui.symptoms) or, failing that, when the first runbook is opened; closed by the operator.
 
     The journal is optional: when it cannot be opened the checklist still works and the
     screens say so (`problem`).
@@ -273,8 +315,8 @@ class IncidentLog:
         journal = self._open()
         if journal is None:
             return None, None
-        if self.incident_id is None:
-            self.incident_id = journal.start_incident(self.env.name, [runbook_id], title=f"cockpit on {self.env.name}")
+        if self.incident_id is None:  # no alarm seen yet: the runbook opened names it
+            self.incident_id = journal.start_incident(self.env.name, [runbook_id], title=f"{runbook_id} on {self.env.name}")
         else:
             journal.add_runbook(self.incident_id, runbook_id)
         return journal, self.incident_id
@@ -292,7 +334,55 @@ class IncidentLog:
             journal.record(incident_id, "run", runbook_id=runbook.id, status="opened",
                            summary=f"{runbook.id} opened in {mode} mode{' (read-only)' if self.read_only else ''}")
 
-    def close(self) -> None:
+    # --- alarms and the end of the incident (fed by tui.symptoms.SymptomWatch) ------------
+
+    def alarm(self, result: Any) -> int | None:
+        """The first reading that is not ok: the incident starts then, titled from it."""
+        journal = self._open()
+        if journal is None:
+            return None
+        if self.incident_id is None:
+            self.incident_id = journal.start_incident(self.env.name, [], title=result.summary, started_at=result.timestamp)
+        return self.incident_id
+
+    def symptom(self, where: str, seen: Any) -> None:
+        """A symptom appeared or changed state (warn / fail / error): tui.symptoms.Seen."""
+        if self.journal is None or self.incident_id is None:
+            return
+        data = {"where": where, "first_seen": seen.first}
+        if (result := seen.result) is not None:
+            data |= {"target": result.target, "probe": result.probe, "value": result.value}
+        self.journal.record(self.incident_id, "symptom", step_id="", status=seen.status, summary=seen.summary,
+                            data=data, ts=seen.last)
+
+    def symptom_end(self, where: str, seen: Any, how: str, ts: float | None = None) -> None:
+        """A symptom cleared, or is still seen as the cockpit stops / the incident closes."""
+        if self.journal is None or self.incident_id is None:
+            return
+        self.journal.record(self.incident_id, "symptom-end", status=how, summary=f"{where}: {how} (last seen: {seen.summary})",
+                            data={"where": where, "first_seen": seen.first, "last_seen": seen.last}, ts=ts)
+
+    def own_error(self, where: str, seen: Any) -> None:
+        if self.journal is not None and self.incident_id is not None:
+            self.journal.record(self.incident_id, "warroom-error", status="error", summary=seen.summary,
+                                data={"where": where, "own_error": True}, ts=seen.last)
+
+    def close_incident(self, resolution: str, still: Sequence[tuple[str, Any]] = ()) -> int | None:
+        """The operator closes the incident with a one-line resolution; what is still wrong is
+        recorded as such. The next alarm (or runbook) starts a new incident."""
+        journal = self._open()
+        incident_id = self.incident_id
+        if journal is None or incident_id is None:
+            return None
+        for where, seen in still:
+            self.symptom_end(where, seen, "still seen at close")
+        journal.close_incident(incident_id, "resolved", resolution)
+        self.incident_id, self.runs, self._events = None, {}, []
+        return incident_id
+
+    def close(self, still: Sequence[tuple[str, Any]] = ()) -> None:
         if self.journal is not None:
+            for where, seen in still:  # the cockpit stops: the last sighting of what is still wrong
+                self.symptom_end(where, seen, "still seen at exit")
             self.journal.close()
             self.journal = None

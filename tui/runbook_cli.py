@@ -1,4 +1,4 @@
-"""`warroom runbook list/show/run` and `warroom journal list/export`: runbooks without the UI."""
+"""`warroom runbook list/show/run` and `warroom journal list/export/close`: runbooks without the UI."""
 
 from __future__ import annotations
 
@@ -142,6 +142,27 @@ async def _run(runbook: Any, env: Any, args: Any) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEM
 
 
+def _close(journal: Any, incident_id: int | None, resolution: str) -> int:
+    """`warroom journal close [ID] --resolution TEXT`: the last open incident by default."""
+    text = " ".join(resolution.split())
+    if not text:
+        raise UsageError("--resolution: say in one line what fixed it (or why it needed no fix)")
+    if incident_id is None:
+        found = next((inc for inc in journal.incidents(1000) if inc.open), None)
+        if found is None:
+            raise UsageError(f"no open incident in {journal.path} (warroom journal list shows them all)")
+    else:
+        found = journal.incident(incident_id)
+        if found is None:
+            raise UsageError(f"incident {incident_id}: no such incident in {journal.path}")
+        if not found.open:
+            raise UsageError(f"incident {incident_id} is already closed ({found.status}"
+                             f"{': ' + found.resolution if found.resolution else ''})")
+    journal.close_incident(found.id, "resolved", text)
+    print(redact(f"closed incident {found.id} ({found.title or 'untitled'}): {text}"))
+    return EXIT_OK
+
+
 def journal_main(args: Any) -> int:
     from runbooks.journal import Journal
 
@@ -151,8 +172,10 @@ def journal_main(args: Any) -> int:
             if not incidents:
                 print(f"no incidents recorded in {journal.path}")
             for inc in incidents:
-                print(f"{inc.id:>4}  {inc.to_json()['started_at']}  {inc.status:<8} {inc.env:<12} {', '.join(inc.runbooks)}  {inc.title}")
+                print(f"{inc.id:>4}  {inc.to_json()['started_at']}  {inc.status:<8} {inc.env:<12} {', '.join(inc.runbooks) or '-'}  {inc.title}")
             return EXIT_OK
+        if args.journal_command == "close":
+            return _close(journal, args.incident, args.resolution)
         incident_id = args.incident
         if incident_id is None:
             last = journal.last_incident()

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from textual.app import App
 
 from probes.config import Environment
+from probes.lag import PatientTimeout, monitor
 from probes.registry import BACKENDS, targets
-from probes.result import ProbeResult, error_result
+from probes.result import ProbeResult, error_result, lag_words
 from probes.secrets import redact
 from tui.messages import ProbesUpdated
 
@@ -28,6 +31,17 @@ SESSION_CLOSE_S = 1.0
 # milliseconds of each other; holding them this long lets the screen redraw once per refresh
 # instead of once per target (less CPU, fewer bytes to the terminal).
 BATCH_S = 0.1
+# At most this many targets start together; a larger fleet's starts are spread over the first
+# SPREAD_SHARE of the interval, so 300 requests never leave at once (a small one, all of them
+# on the tick: its readings still arrive in one batch).
+SPREAD_BURST = 20
+SPREAD_SHARE = 0.5
+# Warroom is behind when a round outlasts the refresh and its own event loop's lag accounts
+# for at least this share of the overrun; the round then stretches (up to MAX_STRETCH times
+# the refresh) until CATCH_UP_ROUNDS rounds in a row fit in the refresh again.
+BEHIND_SHARE = 0.5
+MAX_STRETCH = 4.0
+CATCH_UP_ROUNDS = 2
 # An import holds the interpreter lock for ~100 ms at a stretch; the next backend's import
 # waits this long at most for the backends already imported to show their first readings.
 SETTLE_S = 0.3
@@ -44,8 +58,20 @@ class ProbeSource(Protocol):
 
 
 def effective_timeout(env: Environment, refresh_s: float) -> float:
-    """A probe's timeout stays below its interval so a hung target never delays the next round."""
-    return min(env.timeout_s, max(0.5, refresh_s * 0.9))
+    """The configured timeout is the timeout, whatever the refresh: a target whose round
+    outlasts the interval skips ticks (the source says so) instead of being cut short, so a
+    service answering in 1.3 s at refresh 1 s reads slow 1.3 s, not timed out."""
+    return env.timeout_s
+
+
+@dataclass
+class _Round:
+    """The targets that started on one tick: how many, how many are done, the last done when."""
+
+    expected: int = 0
+    finished: int = 0
+    last: float = 0.0
+    late: float = 0.0  # the latest a target woke after its start time: the loop's lag
 
 
 class LiveSource:
@@ -57,6 +83,10 @@ class LiveSource:
     readings are posted in one batch per tick. Backends are imported one after the other in
     a thread of their own, so psycopg/redis/docker never delay the first frame and the
     lightest (httpx) does not wait for the heaviest before its first reading shows.
+
+    What the screen reads: `skipping` (target -> seconds between its readings, for a target
+    whose round outlasts the interval) and `behind` (a line saying warroom's own event loop
+    cannot keep up, while the round stretches to `period_s`).
     """
 
     def __init__(
@@ -70,6 +100,13 @@ class LiveSource:
         self.env = env
         self.refresh_s = refresh_s
         self.timeout_s = effective_timeout(env, refresh_s)
+        self.period_s = refresh_s  # the interval between ticks: longer while warroom is behind
+        self.behind = ""
+        self.skipping: dict[str, float] = {}
+        self._base = 0.0  # ticks are at _base + k * period_s
+        self._slots: dict[str, float] = {}  # origin -> share of the interval its start waits
+        self._ticks: dict[float, _Round] = {}
+        self._on_time = 0
         self._collector = collector
         self._clock = clock
         self._sessions: dict[str, Any] = {}
@@ -87,8 +124,11 @@ class LiveSource:
 
     def start(self, app: App[Any]) -> None:
         self._app = app
-        self._epoch = self._clock()
-        for kind, target in targets(self.env):
+        self._epoch = self._base = self._clock()
+        every = list(targets(self.env))
+        slots = math.ceil(len(every) / SPREAD_BURST)
+        for i, (kind, target) in enumerate(every):
+            self._slots[f"{kind}:{target.name}"] = (i // SPREAD_BURST) / slots * SPREAD_SHARE if slots > 1 else 0.0
             self._arm(kind, target)
 
     def _arm(self, kind: str, target: Any) -> None:
@@ -106,21 +146,85 @@ class LiveSource:
     async def _run(self, kind: str, target: Any, origin: str) -> None:
         """A round, then a sleep until the next tick, until stopped. One long-lived worker per
         target: a worker and a timer per round cost more CPU than the round itself."""
+        tick = self._epoch
+        self._expect(tick)
         while not self._stopped and self._app is not None:
+            start = tick + self._slots.get(origin, 0.0) * self.period_s
+            delay = start - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            late = max(0.0, self._clock() - start)
             await self._round(kind, target, origin)
+            self._finish(tick, late)
             # The next tick of one schedule shared by all targets keeps their rounds aligned;
             # a round that overran its interval waits for the tick after (no pile-up).
-            await asyncio.sleep(self.refresh_s - (self._clock() - self._epoch) % self.refresh_s)
+            previous, tick = tick, self._next_tick(origin, after=tick)
+            if tick - previous > self.period_s * 1.5 and previous != self._epoch:
+                self.skipping[target.name] = tick - previous
+            else:
+                self.skipping.pop(target.name, None)
+            self._expect(tick)
+
+    def _next_tick(self, origin: str, *, after: float) -> float:
+        """The first tick past `after` whose start time for `origin` is still to come."""
+        now = self._clock() - self._slots.get(origin, 0.0) * self.period_s
+        k = max(0, math.floor((now - self._base) / self.period_s) + 1)
+        # Always base + k * period, so targets on the same tick compute the very same float.
+        while self._base + k * self.period_s <= after:
+            k += 1
+        return self._base + k * self.period_s
+
+    def _expect(self, tick: float) -> None:
+        self._ticks.setdefault(tick, _Round()).expected += 1
+
+    def _finish(self, tick: float, late: float) -> None:
+        round_ = self._ticks.get(tick)
+        if round_ is None:
+            return
+        round_.finished += 1
+        round_.last = self._clock()
+        round_.late = max(round_.late, late)
+        if round_.finished >= round_.expected:
+            del self._ticks[tick]
+            if tick != self._epoch:  # the first round imports the backends: not a measure
+                self._judge(tick, round_)
+
+    def _judge(self, tick: float, round_: _Round) -> None:
+        """Whether warroom's own event loop kept up with this round; stretch the round if not."""
+        took = round_.last - tick
+        if took <= self.refresh_s:
+            self._on_time += 1
+            if self.behind and self._on_time >= CATCH_UP_ROUNDS:
+                self.behind = ""
+                self._base, self.period_s = tick, self.refresh_s
+            return
+        # The loop's own lag during the round: stalls seen while probes were in flight, and how
+        # late a target woke for its start (a stall between rounds, no probe in flight).
+        own = max(monitor().stalled(time.perf_counter() - took), round_.late)
+        if own < BEHIND_SHARE * (took - self.refresh_s):
+            return  # a slow target, not a busy warroom: that target skips ticks on its own
+        self._on_time = 0
+        count = round_.expected
+        self.behind = (
+            f"behind: a round of {count} target{'s' if count != 1 else ''} takes {took:.1f} s"
+            f" at refresh {self.refresh_s:g} s"
+        )
+        # A fifth more than the round took, in tenths of a second: room for the loop to catch up.
+        self._base = tick
+        self.period_s = min(MAX_STRETCH * self.refresh_s, max(self.refresh_s, math.ceil(took * 12) / 10))
 
     async def _round(self, kind: str, target: Any, origin: str) -> None:
+        # A timeout scope, not wait_for: no extra task per round. It starts when the round
+        # really starts, and waits for the time warroom's own event loop stalled meanwhile.
+        scope = PatientTimeout(self.timeout_s + GRACE_S)
         try:
             # Importing the backend is not the target's time: it stays outside the timeout.
             module = None if self._collector is not None else await self._backend(kind)
-            # A timeout scope, not wait_for: no extra task per round.
-            async with asyncio.timeout(self.timeout_s + GRACE_S):
+            async with scope:
                 results = await self._collect(kind, target, module)
         except TimeoutError:
-            message = f"{target.name}: timed out after {self.timeout_s:g}s (hung or unreachable?)"
+            lag = lag_words(scope.lag_s)
+            message = f"{target.name}: timed out after {self.timeout_s:g}s{lag} (hung or unreachable?)"
             results = self._failed(kind, target, origin, message, timeout=True)
         except Exception as exc:  # noqa: BLE001 - the schedule must survive a broken backend
             message = f"{target.name}: {type(exc).__name__}: {exc}".splitlines()[0][:200]

@@ -1,4 +1,4 @@
-"""The cockpit's one-line header: environment, production banner, refresh interval, last data."""
+"""The cockpit's one-line header: environment, production banner, refresh, last data, problems."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from textual.widgets import Label
 from widgets.blank import BlankBacked
 from widgets.text_line import TextLine
 
+# NO_COLOR drops the colours; the words ("2 problems", "all ok") carry the meaning anyway.
+_COUNTS_STYLE = {"warn": "bold yellow", "fail": "bold red", "error": "bold red", "stale": "bold"}
+
 
 class EnvHeader(BlankBacked, Horizontal):
-    """`warroom │ PROD │ prod-eu │ every 2s │ last 12:03:04 │ read-only │ 2 fail`.
+    """`warroom │ PROD │ prod-eu │ every 2s │ last 12:03:04 │ read-only │ 1 problem: api slow 1.3 s`.
 
     Production gets a red banner unless the config picks another colour; the banner text
     is the config's `banner` (default "PROD" for production environments).
 
-    The parts that change (time of the last reading, state counts) are separate one-line
+    The parts that change (time of the last reading, the problems) are separate one-line
     widgets that are only touched when their text changes: a terminal then receives a dozen
     cells per second for the clock instead of the whole header line.
     """
@@ -50,6 +53,7 @@ class EnvHeader(BlankBacked, Horizontal):
         self.clock = clock
         self._last_update: float | None = None
         self._counts = ""
+        self._counts_state = ""
         self._read_only = False
         # Kept as attributes: the screen sets readings before this header's compose ran.
         self._env = Label(self._env_text(), id="header-env")
@@ -78,7 +82,11 @@ class EnvHeader(BlankBacked, Horizontal):
 
     @counts.setter
     def counts(self, value: str) -> None:
-        self._counts = value
+        self.show_problems(value)
+
+    def show_problems(self, text: str, state: str = "") -> None:
+        """The problem line (`2 problems: ...`, `all ok`), coloured by the worst `state`."""
+        self._counts, self._counts_state = text, state
         self._tail.update(self._tail_text())
 
     @property
@@ -113,7 +121,7 @@ class EnvHeader(BlankBacked, Horizontal):
             text.append(" │ read-only", style="dim")
         if self._counts:
             text.append(" │ ", style="dim")
-            text.append(self._counts, style="bold")
+            text.append(self._counts, style=_COUNTS_STYLE.get(self._counts_state, "bold"))
         return text
 
     def render_text(self) -> str:

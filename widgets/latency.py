@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from widgets.pane import SPARK_HISTORY, Pane, headline
-from widgets.store import worst_state
+from probes.result import Status
+from probes.units import duration_ms
+from widgets.pane import SPARK_HISTORY, Pane, headline, scale_top
+from widgets.problems import describe
+from widgets.store import STATE_RANK, Reading, worst_state
+
+# Sparklines are scaled from 0 to the warn line (or the highest reading, when above it): jitter
+# far below the line stays low bars, not a spike. Never below this, whatever the config says.
+SCALE_FLOOR_MS = 50.0
 
 
 class LatencyPane(Pane):
@@ -27,12 +34,32 @@ class LatencyPane(Pane):
             p95 = self.store.percentile(key, 95)
             line = headline(reading)
             if p50 is None or p95 is None:
-                line.append(" no data yet", style="dim")
+                # It has reported (a reading is here), only never with a latency: say why.
+                line.append(" timeout" if reading.latest.data.get("timeout") else " no answer", style="dim")
             else:
-                line.append(f" p50 {p50:.0f}ms  p95 {p95:.0f}ms")
+                line.append(f" p50 {duration_ms(p50)}  p95 {duration_ms(p95)}")
                 worst_p95 = max(worst_p95, p95)
             lines.append((reading.result.target, line, self.store.values(key, last=SPARK_HISTORY)))
-        self.show_series(lines)
+        # One scale for every endpoint, so their bars compare; stated in the title.
+        warn_lines = [r.result.data.get("latency_warn_ms") for r in readings] + [self.thresholds.get("http", "latency_ms_warn")]
+        floor = max(SCALE_FLOOR_MS, min(float(w) for w in warn_lines if isinstance(w, int | float)))
+        top = scale_top((v for _, _, values in lines for v in values), floor)
+        self.show_series([(name, text, values, top) for name, text, values in lines])
+        self.set_scale(f"0–{duration_ms(top)}" if lines else "")
         self.set_empty(None if readings else self.empty_text(bool(readings)))
         state = worst_state(r.state for r in readings)
-        self.set_summary(state, f"worst p95 {worst_p95:.0f}ms" if readings else "", readings)
+        self.set_summary(state, self.worst_words(readings, worst_p95) if readings else "", readings)
+
+    def worst_words(self, readings: list[Reading], worst_p95: float) -> str:
+        """`worst: api slow 1.3 s, p95 1.4 s`, `worst: api timeout`: an endpoint that is not ok
+        names itself (a timeout has no latency to rank by); else `worst p95 35 ms`. A stale one
+        already leads the subtitle (`set_summary`)."""
+        bad = [r for r in readings if r.state != "ok" and not r.stale]
+        if not bad:
+            return f"worst p95 {duration_ms(worst_p95)}"
+        worst = max(bad, key=lambda r: (STATE_RANK[r.state], self.store.percentile(r.result.key, 95) or 0.0))
+        words = "worst: " + describe(worst)[0][2]
+        p95 = self.store.percentile(worst.result.key, 95)
+        if p95 is not None and worst.latest.status is not Status.ERROR:
+            words += f", p95 {duration_ms(p95)}"
+        return words

@@ -15,11 +15,21 @@ def one_line(query: str | None, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def owner(session: dict[str, Any]) -> str:
+    """`billing app@10.0.0.7`: the application, user and client address of a session."""
+    who = str(session.get("usename") or "")
+    where = str(session.get("client_addr") or "")
+    user = f"{who}@{where}" if who and where else who or where
+    return " ".join(part for part in (str(session.get("application_name") or ""), user) if part)
+
+
 def blocker_label(chain: dict[str, Any]) -> Text:
     label = Text(f"pid {chain.get('blocker_pid')}", style="bold red")
     label.append(f" {chain.get('state') or '?'}")
     if chain.get("xact_age_s") is not None:
         label.append(f" {format_age(chain['xact_age_s'])}")
+    if who := owner(chain):  # the culprit's owner before its query: a narrow pane cuts the end
+        label.append(f"  {who}", style="bold")
     label.append(f"  {one_line(chain.get('query'))}", style="dim")
     return label
 
@@ -28,6 +38,8 @@ def blocked_label(session: dict[str, Any]) -> Text:
     label = Text(f"pid {session.get('pid')}", style="bold")
     if session.get("wait_s") is not None:
         label.append(f" waits {format_age(session['wait_s'])}")
+    if session.get("application_name"):
+        label.append(f"  {session['application_name']}")
     label.append(f"  {one_line(session.get('query'))}", style="dim")
     return label
 
@@ -83,7 +95,7 @@ class LocksPane(Pane):
         sessions = tuple(
             (s.get("pid"), int(s.get("wait_s") or 0), s.get("query")) for s in chain.get("blocked_sessions") or ()
         )
-        return (chain.get("blocker_pid"), chain.get("state"), int(chain.get("xact_age_s") or 0), chain.get("query"), sessions)
+        return (chain.get("blocker_pid"), chain.get("state"), int(chain.get("xact_age_s") or 0), owner(chain), chain.get("query"), sessions)
 
     def _rebuild(self, readings: list[Reading]) -> None:
         if not readings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from rich.style import Style
@@ -18,6 +18,7 @@ from textual.widget import Widget
 from textual.widgets import Label
 
 from probes.thresholds import Thresholds
+from probes.units import nice_ceiling
 from widgets.store import Reading, ResultStore
 from widgets.text_line import text_strip
 
@@ -112,6 +113,7 @@ class Pane(VerticalScroll, can_focus=True):
         self.thresholds = thresholds or Thresholds()
         self.configured = configured
         self._summary = ""
+        self._scale = ""
         self._series_width: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -153,6 +155,8 @@ class Pane(VerticalScroll, can_focus=True):
     def _set_titles(self) -> None:
         # The state word sits in the title so it reads without colour (NO_COLOR, screenshots).
         title = f"{self.TITLE} · {self.state}" if self.state != "ok" else self.TITLE
+        if self._scale:
+            title += f" · {self._scale}"
         if self.border_title != title:
             self.border_title = title
         if self.border_subtitle != self._summary:
@@ -171,6 +175,12 @@ class Pane(VerticalScroll, can_focus=True):
         self._border_subtitle = self.render_str(summary).expand_tabs(4).split()[0]
         self.refresh(Region(0, height - 1, width, 1).translate(-self.content_offset))
 
+    def set_scale(self, text: str) -> None:
+        """The sparklines' scale (`0–200 ms`), stated in the title after the state word."""
+        if text != self._scale:
+            self._scale = text
+            self._set_titles()
+
     def show(self) -> None:
         raise NotImplementedError
 
@@ -183,10 +193,11 @@ class Pane(VerticalScroll, can_focus=True):
         room = max(10, self.scrollable_content_region.width - 7)
         return min(room, max((t.cell_len for t in texts), default=10))
 
-    def show_series(self, lines: Sequence[tuple[str, Text, Sequence[float]]]) -> None:
-        """Rows of text + sparkline (the first item names the row), aligned on one label width."""
+    def show_series(self, lines: Sequence[tuple[str, Text, Sequence[float]] | tuple[str, Text, Sequence[float], float | None]]) -> None:
+        """Rows of text + sparkline (the first item names the row), aligned on one label width.
+        A fourth item is the top of that row's sparkline scale (see `bars`)."""
         rows = self.sync_rows(["series"] if lines else [], lambda _key: SeriesRows())
-        width = self.label_width([text for _, text, values in lines if values])
+        width = self.label_width([line[1] for line in lines if line[2]])
         # A latency going from 9ms to 10ms must not shift every sparkline of the pane (and
         # redraw every row): the alignment grows at once but shrinks only by a clear margin.
         kept = self._series_width
@@ -194,7 +205,7 @@ class Pane(VerticalScroll, can_focus=True):
             width = kept
         self._series_width = width
         if rows:
-            rows[0].show([(text, values) for _, text, values in lines], width)  # type: ignore[attr-defined]
+            rows[0].show([(line[1], line[2], line[3] if len(line) > 3 else None) for line in lines], width)  # type: ignore[attr-defined,misc]
 
     def action_drill_down(self) -> None:
         self.post_message(self.DrillDown(self))
@@ -239,8 +250,10 @@ SPARK_MIN, SPARK_MAX = 6, 60  # sparkline width range in cells
 SPARK_HISTORY = 80  # readings a sparkline spreads over its width
 
 
-def bars(values: Sequence[float], width: int) -> str:
-    """A sparkline of `width` cells at most, scaled between the readings' min and max.
+def bars(values: Sequence[float], width: int, top: float | None = None) -> str:
+    """A sparkline of `width` cells at most, scaled from 0 to `top` (default: the readings'
+    max). Never from the readings' min: 30 ms jittering to 40 ms must stay low bars, not look
+    like a spike; the pane states the scale (`Pane.scale`) and gives it a floor.
 
     With more readings than cells, each bar shows the worst (max) of its bucket, as
     Textual's Sparkline does."""
@@ -250,11 +263,17 @@ def bars(values: Sequence[float], width: int) -> str:
     if len(data) > width:
         step = len(data) / width
         data = [max(data[int(i * step) : max(int(i * step) + 1, int((i + 1) * step))]) for i in range(width)]
-    low, high = min(data), max(data)
-    if high <= low:
+    high = top if top is not None else max(data)
+    if high <= 0:
         return BARS[0] * len(data)
-    span = high - low
-    return "".join(BARS[min(7, int((v - low) / span * 7.999))] for v in data)
+    return "".join(BARS[max(0, min(7, int(v / high * 7.999)))] for v in data)
+
+
+def scale_top(values: Iterable[float], floor: float, unit: float = 1.0) -> float:
+    """A sparkline scale: the largest reading or `floor`, whichever is higher, rounded up to
+    1, 2 or 5 x 10^k of `unit` (so the stated scale reads well and rarely changes)."""
+    high = max([floor, *values])
+    return nice_ceiling(high / unit) * unit
 
 
 class SeriesRows(Widget):
@@ -277,16 +296,16 @@ class SeriesRows(Widget):
 
     def __init__(self) -> None:
         super().__init__()
-        self._lines: list[tuple[Text, tuple[float, ...]]] = []
+        self._lines: list[tuple[Text, tuple[float, ...], float | None]] = []
         self._shown: list[tuple[Text, str]] = []  # what each line showed: text, sparkline
         self._label_width: int | None = None
         self._spark_width = SPARK_MAX  # cells the sparklines had at the last render
         self._strips: dict[int, tuple[tuple[object, ...], Strip]] = {}  # y -> (line, its strip)
 
-    def show(self, lines: Sequence[tuple[Text, Sequence[float]]], label_width: int | None = None) -> None:
-        """Set the lines (text, history); `label_width` aligns their sparklines."""
-        tails = [(text, tuple(values[-SPARK_HISTORY:])) for text, values in lines]
-        shown = [(text, bars(tail, self._spark_width)) for text, tail in tails]
+    def show(self, lines: Sequence[tuple[Text, Sequence[float], float | None]], label_width: int | None = None) -> None:
+        """Set the lines (text, history, scale top); `label_width` aligns their sparklines."""
+        tails = [(text, tuple(values[-SPARK_HISTORY:]), top) for text, values, top in lines]
+        shown = [(text, bars(tail, self._spark_width, top)) for text, tail, top in tails]
         if shown == self._shown and label_width == self._label_width:
             return
         before, relabel = self._shown, label_width != self._label_width
@@ -309,12 +328,12 @@ class SeriesRows(Widget):
         style = self.visual_style
         if y >= len(self._lines):
             return Strip.blank(width, style.rich_style)
-        text, values = self._lines[y]
+        text, values, top = self._lines[y]
         spark = ""
         if self._label_width is not None and values:
             label_width = max(0, min(self._label_width, width - SPARK_MIN - 1))
             self._spark_width = max(0, min(SPARK_MAX, width - label_width - 1))
-            spark = bars(values, self._spark_width)
+            spark = bars(values, self._spark_width, top)
         bars_style = self.get_component_rich_style("series-rows--bars")
         key = (width, self._label_width, text.plain, tuple(text.spans), text.style, spark, style, bars_style)
         cached = self._strips.get(y)

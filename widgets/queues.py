@@ -1,4 +1,5 @@
-"""The Queues pane: depth, trend and oldest job per queue, plus Redis memory and clients."""
+"""The Queues pane: depth, trend and oldest job per queue, plus Redis memory and clients (and,
+when memory is the problem, the key prefix that holds it)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Any
 from rich.text import Text
 
 from probes.result import grade
-from widgets.pane import SPARK_HISTORY, Pane, dot
+from probes.units import count, size
+from widgets.pane import SPARK_HISTORY, Pane, dot, scale_top
 from widgets.store import Reading, format_age, format_bytes, worst_state
 
 STEADY_RATE = 0.05  # jobs/s below which a queue counts as steady, not growing or draining
+SCALE_FLOOR_JOBS = 10.0  # sparklines reach at least the depth warn line, never less than this
 
 
 def trend(rate: float | None) -> Text:
@@ -27,7 +30,7 @@ class QueuesPane(Pane):
     """Job queues found in Redis, with the Redis instance's own memory and clients."""
 
     TITLE = "Queues"
-    PROBES = ("queues", "memory", "clients", "ping")
+    PROBES = ("queues", "memory", "clients", "ping", "memory_top")
     KINDS = ("redis",)
     EMPTY = "no Redis configured"
     DETAIL = "queues"
@@ -55,15 +58,30 @@ class QueuesPane(Pane):
                 if ratio is not None:
                     parts.append(f" {ratio:.0%}")
             elif probe == "clients" and "connected_clients" in data:
-                parts.append(f"  clients {data['connected_clients']}")
+                parts.append(f"  clients {count(data['connected_clients'])}")
         state = worst_state(states)
         return dot(state) + Text(target, style="bold") + parts, states
+
+    def culprit_line(self, target: str) -> Text | None:
+        """`  top warroom:ballast:* 56.0 MiB (97%)`: the prefix holding the most of the sampled
+        memory, once memory is a problem (the drill-down lists the rest and the sample's size)."""
+        memory = self.store.reading(("redis", target, "memory"))
+        top = self.store.reading(("redis", target, "memory_top"))
+        if memory is None or top is None or memory.state not in ("warn", "fail") or top.latest.status.value == "error":
+            return None
+        prefixes = top.result.data.get("top_prefixes") or ()
+        if not prefixes:
+            return None
+        head = prefixes[0]
+        line = Text("  top ", style="dim") + Text(str(head.get("prefix")), style="bold")
+        line.append(f" {size(head.get('bytes'))} ({float(head.get('share') or 0):.0%})")
+        return line
 
     def queue_line(self, reading: Reading, queue: dict[str, Any]) -> tuple[Text, list[float]]:
         name = str(queue.get("name"))
         key = (*reading.result.key, name, "depth")
         state = "stale" if reading.stale else self.queue_state(queue)
-        line = dot(state) + Text(name, style="bold") + Text(f"  {queue.get('depth', '?')}")
+        line = dot(state) + Text(name, style="bold") + Text(f"  {count(queue.get('depth'))}")
         if reading.stale:
             line.append(f" {reading.staleness}", style="italic")
         line.append_text(trend(self.store.rate(key)))
@@ -80,6 +98,8 @@ class QueuesPane(Pane):
             text, server_states = self.server_line(target)
             states += server_states
             lines.append((f"srv-{target}", text, []))
+            if culprit := self.culprit_line(target):
+                lines.append((f"top-{target}", culprit, []))
             reading = self.store.reading(("redis", target, "queues"))
             if reading is None:
                 continue
@@ -89,6 +109,10 @@ class QueuesPane(Pane):
                 text, values = self.queue_line(reading, queue)
                 lines.append((f"q-{target}-{queue.get('name')}", text, values))
             stale_readings += [r for r in (reading,) if r.stale]
-        self.show_series(lines)
+        # One scale for every queue, so their bars compare; stated in the title.
+        floor = max(SCALE_FLOOR_JOBS, self.thresholds.get("queues", "depth_warn"))
+        top = scale_top((v for _, _, values in lines for v in values), floor)
+        self.show_series([(key, text, values, top) for key, text, values in lines])
+        self.set_scale(f"0–{count(top)} jobs" if any(values for _, _, values in lines) else "")
         self.set_empty(None if lines else self.empty_text(bool(lines)))
-        self.set_summary(worst_state(states), f"{total} jobs queued" if lines else "", stale_readings)
+        self.set_summary(worst_state(states), f"{count(total)} jobs queued" if lines else "", stale_readings)

@@ -7,8 +7,14 @@ from typing import Any
 from rich.text import Text
 
 from probes.result import grade
-from widgets.pane import SPARK_HISTORY, Pane, dot, headline
+from widgets.pane import SPARK_HISTORY, Pane, dot, headline, scale_top
 from widgets.store import Reading, format_age, format_bytes, worst_state
+
+# Sparklines reach at least the warn lines (and never less than these): a few KiB of lag or a
+# second of delay on an idle replica stays low bars, not a spike.
+SCALE_FLOOR_BYTES = 1024 * 1024.0
+SCALE_FLOOR_S = 5.0
+MIB = 1024 * 1024
 
 
 def replica_name(replica: dict[str, Any]) -> str:
@@ -52,7 +58,7 @@ class ReplicationPane(Pane):
             line.append(f" {format_bytes(replica.get('lag_bytes'))}")
             lag_s = replica.get("replay_lag_s")
             if lag_s is not None:  # NULL while no WAL flows: nothing to replay, nothing to show
-                line.append(f" {lag_s:.1f}s")
+                line.append(f" {format_age(lag_s)}")
             line.append(f" {replica.get('state') or '?'}", style="dim")
             rows.append((f"{result.target}-{name}", line, self.store.values((*result.key, name, "lag_bytes"), last=SPARK_HISTORY)))
         for name in data.get("missing") or ():
@@ -66,7 +72,18 @@ class ReplicationPane(Pane):
     def show(self) -> None:
         readings = self.store.readings("replication")
         lines = [line for reading in readings for line in self.lines(reading)]
-        self.show_series(lines)
+        # Two units: bytes of lag seen from the primary, seconds of delay on a replica. One
+        # scale per unit, both stated in the title.
+        replica_rows = {r.result.target for r in readings if r.result.data.get("role") == "replica"}
+        delays = [v for key, _, values in lines if key in replica_rows for v in values]
+        lags = [v for key, _, values in lines if key not in replica_rows for v in values]
+        limits = self.thresholds.of("replication")
+        delay_top = scale_top(delays, max(SCALE_FLOOR_S, limits["replay_lag_s_warn"]))
+        lag_top = scale_top(lags, max(SCALE_FLOOR_BYTES, limits["lag_bytes_warn"]), MIB)
+        self.show_series([(key, text, values, delay_top if key in replica_rows else lag_top) for key, text, values in lines])
+        # `0–50 MiB/20 s`: both scales in a title that still fits a 40-column pane.
+        scales = ([f"{lag_top / MIB:g} MiB"] if lags else []) + ([format_age(delay_top)] if delays else [])
+        self.set_scale(f"0–{'/'.join(scales)}" if scales else "")
         self.set_empty(None if readings else self.empty_text(bool(readings)))
         lags = [r.result.value for r in readings if r.result.data.get("role") == "primary" and r.result.value is not None]
         summary = f"max lag {format_bytes(max(lags))}" if lags else ""

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from runbooks.catalog import FRONT_MATTER, RunbookEntry
+from runbooks.catalog import FRONT_MATTER, RunbookEntry, rank_suggestions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "major": "red", "medium": "yellow", "warning": "yellow"}
 
@@ -62,7 +62,8 @@ class RunbookSidebar(Vertical):
         super().__init__(id=id)
         self.entries = entries
         self.filter_text = ""
-        self.suggested: dict[str, list[str]] = {}  # runbook id -> the trigger readings that match
+        # runbook id -> the trigger readings that match, most specific first (rank_suggestions)
+        self.suggested: dict[str, list[str]] = {}
         self._triggers: dict[str, Any] | None = None  # runbook id -> runbooks.model.Runbook, loaded once
 
     def compose(self) -> ComposeResult:
@@ -74,8 +75,10 @@ class RunbookSidebar(Vertical):
     def _options(self) -> list[Option]:
         words = self.filter_text.lower().split()
         shown = [e for e in self.entries if all(w in f"{e.id} {e.title} {e.severity} {e.tags}".lower() for w in words)]
-        # Suggested first (the readings match their triggers), then by severity as found.
-        shown.sort(key=lambda e: e.id not in self.suggested)
+        # Suggested first, most specific first (runbooks.catalog.rank_suggestions), then the
+        # others by severity as found.
+        order = {rid: n for n, rid in enumerate(self.suggested)}
+        shown.sort(key=lambda e: order.get(e.id, len(order)))
         return [Option(self._prompt(entry), id=entry.id) for entry in shown]
 
     def _prompt(self, entry: RunbookEntry) -> Text:
@@ -136,15 +139,21 @@ class RunbookSidebar(Vertical):
             filter_input.value = ""
             self.query_one(OptionList).focus()
 
+    @property
+    def first_suggestion(self) -> str | None:
+        """The most specific runbook the readings point to, if any."""
+        return next(iter(self.suggested), None)
+
     def suggest(self, results: Iterable[Any]) -> None:
-        """Highlight the runbooks whose `triggers` match current ProbeResults."""
+        """Highlight the runbooks whose `triggers` match current ProbeResults, most specific first."""
         from runbooks.model import triggered
 
         if self._triggers is None:
             self._triggers = {e.id: rb for e in self.entries if (rb := _with_triggers(e)) is not None}
         readings = list(results)
-        found = {rid: reasons for rid, rb in self._triggers.items() if (reasons := triggered(rb, readings))}
-        if found.keys() != self.suggested.keys():
+        matched = {rid: reasons for rid, rb in self._triggers.items() if (reasons := triggered(rb, readings))}
+        found = {rid: matched[rid] for rid in rank_suggestions(matched, self.entries)}
+        if list(found) != list(self.suggested):
             self.suggested = found
             self._rebuild()
             self.border_subtitle = f"{len(found)} suggested" if found else ""

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
+from probes.units import duration_ms
 from widgets.pane import DOT_STYLE, Pane, dot, headline
 from widgets.store import Reading, format_bytes, worst_state
 
@@ -20,9 +21,13 @@ def endpoint_line(reading: Reading, p95: float | None) -> Text:
     line.append(f"  {code if code is not None else '---'}")
     latency = data.get("latency_ms", reading.result.value)
     if latency is not None:
-        line.append(f"  {latency:.0f}ms")
+        line.append(f"  {duration_ms(latency)}")
+    if data.get("body_note") and reading.state in ("warn", "fail"):
+        # What the failing answer says about itself (`upstream: failing`), before the p95:
+        # the end of a line is what a narrow pane cuts.
+        line.append(f"  {data['body_note']}", style=DOT_STYLE[reading.state])
     if p95 is not None:
-        line.append(f"  p95 {p95:.0f}ms", style="dim")
+        line.append(f"  p95 {duration_ms(p95)}", style="dim")
     return line
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from probes.result import ProbeResult, Status
+from probes.units import duration, size
 
 Key = tuple[str, str, str]  # (kind, target, probe)
 SeriesKey = tuple[str, ...]  # a probe key, optionally followed by an item name
@@ -50,25 +51,13 @@ def worst_state(states: Iterable[str]) -> str:
 
 
 def format_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
-    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+    """An age or duration in the one unit system (probes.units): `1.4 s`, `64 s`, `2m05s`."""
+    return duration(seconds)
 
 
 def format_bytes(count: float | None) -> str:
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}TB"
+    """A size in binary units (probes.units): `33.6 MiB`."""
+    return size(count)
 
 
 def _derived(result: ProbeResult) -> Iterator[tuple[str, str, float]]:
@@ -130,6 +119,10 @@ class ResultStore:
         series.append((timestamp, value))
 
     # --- reading -------------------------------------------------------------------------
+
+    def order_of(self, target: str) -> int:
+        """A target's place in the config's order (targets not in it come after)."""
+        return self._rank.get(target, len(self._rank))
 
     def results(self, probe: str) -> list[ProbeResult]:
         """Latest results of one probe across targets, in arrival order of targets."""

@@ -278,8 +278,8 @@ async def _statement_stats(dsn: str) -> dict[int, tuple[float, float, str]] | No
 
 def start_sandbox(directory: Path) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory), "--stop-on-eof"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert process.stdout is not None
     for line in process.stdout:

@@ -189,8 +189,9 @@ async def test_collect_never_blocks_the_event_loop(pool: Containers) -> None:
     await task
     assert result.status is Status.OK, result.summary
     assert all(isinstance(row(result, n)["cpu_pct"], float) for n in names)
-    # The SDK's blocking calls (the stats wait is up to a second) ran in threads.
-    assert len(gaps) > 5 and max(gaps) < 0.15, max(gaps)
+    # The SDK's blocking calls ran in threads: one on the loop would stall it for its stats wait
+    # (about a second). The bound leaves room for a loaded CI machine; it is no latency budget.
+    assert len(gaps) > 5 and max(gaps) < 0.5, max(gaps)
 
 
 # --- the sandbox component --------------------------------------------------------------

@@ -71,8 +71,11 @@ async def test_error_spike_fails_api_with_503_then_heals(sandbox) -> None:  # ty
         result = await read(sandbox, "api")
         assert result.status is Status.FAIL
         assert result.data["status_code"] == 503
-        assert result.summary == "api: HTTP 503 (expected 200)"
-    assert (await read(sandbox, "api")).status is Status.OK
+        # The 503's own body names the cause, in the summary and in the data.
+        assert result.summary == "api: HTTP 503 (expected 200) · upstream: failing, status: degraded"
+        assert result.data["body_fields"] == {"checks.upstream": "failing", "status": "degraded", "service": "api"}
+    healed = await read(sandbox, "api")
+    assert healed.status is Status.OK and "body_fields" not in healed.data
 
 
 async def test_service_down_refuses_payments_then_heals(sandbox) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +94,9 @@ async def test_dependency_outage_fails_statuspage_then_heals(sandbox) -> None:  
         result = await read(sandbox, "statuspage")
         assert result.status is Status.FAIL
         assert result.data["json_ok"] is False and result.data["json_value"] == "major"
-        assert 'status.indicator == "major" (expected "none")' in result.summary
+        # The status page's own description of the outage is shown, not only the indicator.
+        assert result.summary.endswith('status.indicator == "major" (expected "none") · description: Major Service Outage')
+        assert result.data["body_fields"]["status.description"] == "Major Service Outage"
     assert (await read(sandbox, "statuspage")).status is Status.OK
 
 
@@ -116,7 +121,7 @@ async def test_json_field_mismatch_names_field_and_value() -> None:
         )
         result = await probe.http(target, Thresholds())
         assert result.status is Status.FAIL
-        assert result.summary == 'upstream: status.indicator == "minor" (expected "none")'
+        assert result.summary == 'upstream: status.indicator == "minor" (expected "none") · description: Partial outage'
         missing = HttpTarget(
             "upstream", f"{service.url}/status", json_field="status.colour", json_equals="none"
         )
@@ -365,3 +370,55 @@ async def test_a_server_that_compresses_anyway_is_decoded() -> None:
     assert result.status is Status.OK, result.summary
     assert result.data["json_ok"] is True and result.data["json_value"] == "none"
     assert b"accept-encoding: identity" in heads[0].lower()
+
+
+async def test_a_failing_answer_keeps_its_key_fields_with_secrets_masked() -> None:
+    secret = "tok-4f9a8b7c6d5e"
+
+    def broken() -> tuple[int, object]:
+        return 500, {"error": "pool exhausted", "token": secret, "detail": {"retry": True},
+                     "message": f"db url postgresql://app:{secret}@db/app refused", "trace": "x" * 5000}
+
+    async with serving({"/broken": broken, "/list": lambda: (502, [1, 2, 3])}) as service:
+        result = await probe.http(HttpTarget("api", f"{service.url}/broken"), Thresholds())
+        fields = result.data["body_fields"]
+        assert result.status is Status.FAIL and result.summary.startswith("api: HTTP 500 (expected 200) · error: pool exhausted, message: db url")
+        assert fields["token"] == "****" and fields["detail.retry"] is True
+        assert len(fields["trace"]) <= 120 and len(fields) <= 8
+        assert secret not in json.dumps(result.to_json()), result.to_json()
+        # A JSON list says nothing by name: the status alone.
+        listed = await probe.http(HttpTarget("api", f"{service.url}/list"), Thresholds())
+        assert listed.summary == "api: HTTP 502 (expected 200)" and "body_fields" not in listed.data
+        # A 404 from a route that does not exist is a failing answer too; HEAD has no body.
+        missing = await probe.http(HttpTarget("api", f"{service.url}/nowhere"), Thresholds())
+        assert missing.summary == "api: HTTP 404 (expected 200) · error: not found"
+        head = await probe.http(HttpTarget("api", f"{service.url}/nowhere", method="HEAD"), Thresholds())
+        assert head.summary == "api: HTTP 404 (expected 200)"
+
+
+async def test_a_text_or_html_error_page_shows_its_first_line() -> None:
+    pages = {
+        "/html": (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>x</h1></body></html>", "text/html"),
+        "/text": (b"\n\n  Service Unavailable:   backend pool empty\nsecond line\n", "text/plain"),
+    }
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        path = request.split()[1].decode()
+        body, kind = pages[path]
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: " + kind.encode()
+                     + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        html = await probe.http(HttpTarget("site", f"http://{LOOPBACK}:{port}/html"), Thresholds())
+        assert html.summary == "site: HTTP 503 (expected 200) · body: 502 Bad Gateway"
+        text = await probe.http(HttpTarget("site", f"http://{LOOPBACK}:{port}/text"), Thresholds())
+        assert text.summary == "site: HTTP 503 (expected 200) · body: Service Unavailable: backend pool empty"
+        assert text.data["body_fields"] == {"body": "Service Unavailable: backend pool empty"}
+    finally:
+        server.close()
+        await server.wait_closed()

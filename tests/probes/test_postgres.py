@@ -32,7 +32,7 @@ def target(sandbox: Any, name: str) -> PostgresTarget:
 
 def variant(base: PostgresTarget, *, name: str = "x", dsn: str | None = None, **changes: Any) -> PostgresTarget:
     fields = {"role": base.role, "expect_replicas": base.expect_replicas, **changes}
-    return PostgresTarget(name, dsn or base.dsn, fields["role"], tuple(fields["expect_replicas"]))
+    return PostgresTarget(name, dsn or base.dsn, fields["role"], tuple(fields["expect_replicas"]), fields.get("action_dsn", base.action_dsn))
 
 
 def by_probe(results: list[ProbeResult]) -> dict[str, ProbeResult]:
@@ -262,7 +262,11 @@ async def test_probe_connections_are_read_only(sandbox: Any) -> None:
         await pg.run_readonly_sql(primary, "COMMIT; SET default_transaction_read_only = off; CREATE TABLE t ()", timeout=2.0)
     with pytest.raises(pg.SqlError, match="timed out"):
         await pg.run_readonly_sql(primary, "SELECT pg_sleep(3)", timeout=1.0)
-    rows = await pg.run_readonly_sql(primary, "SELECT count(*) AS n FROM accounts WHERE owner LIKE 'customer-%'", timeout=2.0)
+    # warroom_read (pg_monitor) reads statistics, not the shop's tables.
+    with pytest.raises(pg.SqlError, match="permission denied for table accounts"):
+        await pg.run_readonly_sql(primary, "SELECT count(*) FROM accounts", timeout=2.0)
+    rows = await pg.run_readonly_sql(
+        primary, "SELECT count(*) AS n FROM generate_series(1, 50) g WHERE 'customer-' || g LIKE 'customer-%'", timeout=2.0)
     assert rows == [{"n": 50}]
     session = pg.Session(primary)
     try:
@@ -278,7 +282,9 @@ async def test_probe_connections_are_read_only(sandbox: Any) -> None:
 
 
 async def test_actions_may_write(sandbox: Any) -> None:
-    primary = target(sandbox, "primary")
+    # The operator role may not create tables (that is the point of it): the session's mode is
+    # what is tested here, so this target acts as the superuser.
+    primary = variant(target(sandbox, "primary"), name="primary", action_dsn=sandbox.admin_dsn("primary"))
     try:
         assert await pg.run_action_sql(primary, "CREATE TABLE action_check (id int)", timeout=2.0) == []
         rows = await pg.run_readonly_sql(primary, "SELECT to_regclass('action_check')::text AS t", timeout=2.0)
@@ -305,7 +311,7 @@ async def test_session_is_reused_reconnects_and_stays_in_budget(sandbox: Any) ->
         assert calls == 30
         assert total_ms / calls < 2.0, f"snapshot statement takes {total_ms / calls:.2f} ms of server time"
         # Kill the probe's backend: one refresh may fail, the next reconnects by itself.
-        async with await psycopg.AsyncConnection.connect(primary.dsn, autocommit=True) as admin:
+        async with await psycopg.AsyncConnection.connect(sandbox.admin_dsn("primary"), autocommit=True) as admin:
             await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         await asyncio.sleep(0.2)
         first = await pg.collect(primary, sandbox.env.thresholds, timeout=2.0, session=session)

@@ -6,7 +6,8 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,52 @@ import pytest
 import redis as syncredis
 
 from probes import redis as probe
+from probes import units
 from probes.config import RedisTarget
 from probes.result import ProbeResult, Status
 from probes.thresholds import Thresholds
+from tests.probes.redis_wire import RecordingProxy, take_commands
 from tui.sandbox.base import LOOPBACK, free_port
 from tui.sandbox.redis import start_server, stop_process
 
 PASSWORD = "s3cret-Hunter2-pw"
-# Every command the probe may send. CLIENT is SETNAME on connect (shows "warroom" in CLIENT LIST).
+# Every command the probe may send, each with why it is a read. A command with subcommands is
+# listed with its subcommand, never alone: CONFIG GET is here, CONFIG (so CONFIG SET) is not.
 READ_COMMANDS = {
-    "ping", "info", "config|get", "config", "scan", "sscan", "type", "llen", "lindex", "hmget",
-    "zcard", "zrange", "xlen", "xinfo|groups", "xinfo|stream", "xinfo", "xpending", "xrange",
-    "client|setname", "client",
+    "PING": "liveness and round-trip time",
+    "INFO": "memory, clients, replication and the server's clock, in one call",
+    "CONFIG GET": "maxclients, when INFO does not report it",
+    "CLIENT SETNAME": "names the probe's own connection 'warroom' (seen in CLIENT LIST; changes nothing else)",
+    "SCAN": "rolling queue discovery, bounded by COUNT (never KEYS)",
+    "SSCAN": "RQ's and Sidekiq's sets of queue names",
+    "TYPE": "which reader a queue key needs",
+    "LLEN": "list queue depth",
+    "LINDEX": "oldest and newest list entries",
+    "HMGET": "an RQ job's enqueued_at",
+    "ZCARD": "sorted-set queue depth",
+    "ZRANGE": "the lowest score (oldest or most overdue entry)",
+    "XLEN": "stream length",
+    "XINFO GROUPS": "consumer groups and their lag",
+    "XINFO STREAM": "first and last entry ids",
+    "XPENDING": "entries delivered and not acknowledged",
+    "XRANGE": "entries a group has not read yet",
+    "MEMORY USAGE": "memory_top: one key's size (SAMPLES 5, never 0: no walk of a whole big key)",
+    "DBSIZE": "memory_top: how many keys the sample is out of",
 }
+# Commands whose subcommands differ in what they do: never allowed without one.
+WITH_SUBCOMMANDS = {"CONFIG", "CLIENT", "XINFO", "XGROUP", "OBJECT", "MEMORY", "ACL", "CLUSTER", "SCRIPT", "DEBUG"}
+
+
+def unread_commands(commands: Iterable[Sequence[str]]) -> list[str]:
+    """Every command (first two words) not in READ_COMMANDS, in order; failing closed, an unknown
+    command or subcommand is not a read."""
+    rejected = []
+    for args in commands:
+        words = [str(word).upper() for word in args[:2]]
+        if words and (words[0] in READ_COMMANDS or " ".join(words) in READ_COMMANDS):
+            continue
+        rejected.append(" ".join(words))
+    return rejected
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -160,7 +194,15 @@ async def test_redis_memory_fills_near_maxmemory_and_heals(sandbox: Any) -> None
         memory = (await read_all(target, limits))["memory"]
         assert memory.status in (Status.WARN, Status.FAIL), memory.summary
         assert memory.value is not None and memory.value > 0.9 and memory.value == memory.data["usage"]
-        assert "noeviction" in memory.summary and "64.0 MB" in memory.summary
+        assert "noeviction" in memory.summary and "64.0 MiB" in memory.summary
+        # The culprit is named: the ballast prefix holds nearly all the sampled memory.
+        top = (await read_all(target, limits))["memory_top"]
+        assert top.status is Status.OK and top.data["complete"], top.summary
+        head = top.data["top_prefixes"][0]
+        assert head["prefix"] == "warroom:ballast:*" and head["share"] > 0.8 and head["bytes"] > 40 * 1024 * 1024, head
+        assert top.data["top_keys"][0]["key"].startswith("warroom:ballast:") and top.data["top_keys"][0]["bytes"] > 200_000
+        assert top.data["dbsize"] >= top.data["keys_sampled"] >= head["keys"] > 100
+        assert top.summary.startswith("redis: warroom:ballast:* holds ") and "MiB" in top.summary
     healed = await eventually(lambda: _status_is(target, limits, "memory", Status.OK), timeout=10)
     assert healed.value < 0.5
 
@@ -200,6 +242,30 @@ async def test_discovery_is_bounded_per_refresh_and_complete_over_refreshes(serv
         noise.close()
 
 
+def test_read_check_accepts_only_listed_commands_and_subcommands() -> None:
+    assert not WITH_SUBCOMMANDS & READ_COMMANDS.keys()
+    reads = [["ping"], ["INFO"], ["config", "get", "maxclients"], ["CLIENT", "SETNAME", "warroom"],
+             ["SCAN", "0", "COUNT", "100", "TYPE", "stream"], ["XINFO", "STREAM", "orders"]]
+    assert unread_commands(reads) == []
+    for command in (["CONFIG", "SET", "maxmemory", "1"], ["client", "kill", "127.0.0.1:6000"], ["CONFIG"],
+                    ["CLIENT", "PAUSE", "100"], ["CONFIG", "RESETSTAT"], ["XGROUP", "DESTROY", "s", "g"],
+                    ["FLUSHALL"], ["SET", "k", "v"], ["DEL", "k"], ["KEYS", "*"]):
+        assert unread_commands([*reads, command, ["PING"]]) == [" ".join(command[:2]).upper()], command
+
+
+def test_recording_proxy_parses_requests_split_anywhere() -> None:
+    def request(*words: str) -> bytes:
+        return f"*{len(words)}\r\n".encode() + b"".join(f"${len(w)}\r\n{w}\r\n".encode() for w in words)
+
+    sent = [["CLIENT", "SETNAME", "warroom"], ["CONFIG", "GET", "maxclients"], ["HMGET", "job", "a\r\nb", ""], ["PING"]]
+    wire = b"".join(request(*words) for words in sent) + b"PING inline\r\n"
+    for cut in range(len(wire) + 1):  # a pipeline arriving in two reads, cut at every byte
+        buffer = bytearray(wire[:cut])
+        got = take_commands(buffer)
+        buffer += wire[cut:]
+        assert got + take_commands(buffer) == [*sent, ["PING", "inline"]] and not buffer, cut
+
+
 async def test_probe_sends_read_commands_only(server: Server) -> None:
     client, now = server.client, time.time()
     client.flushdb()
@@ -212,21 +278,31 @@ async def test_probe_sends_read_commands_only(server: Server) -> None:
     client.xgroup_create("orders", "billing", id="0")
     keys_before = sorted(client.keys("*"))
     client.config_resetstat()
-    target = RedisTarget("ro", server.url(), queues=("orders", "absent-queue"))
-    session = probe.Session(target)
-    try:
-        for _ in range(3):
-            found = await read_all(target, session=session)
-    finally:
-        await session.aclose()
+    async with RecordingProxy(server.port) as proxy:
+        target = RedisTarget("ro", proxy.url(), queues=("orders", "absent-queue"))
+        session = probe.Session(target)
+        try:
+            for _ in range(3):
+                found = await read_all(target, session=session)
+            await read_all(target)  # and a one-off collect, on a connection of its own
+        finally:
+            await session.aclose()
+    sent = proxy.commands
+    assert found["ping"].status is Status.OK and proxy.connections >= 2, (found["ping"].summary, proxy.connections)
+    named = {" ".join(args[:2]).upper() if args[0].upper() in WITH_SUBCOMMANDS else args[0].upper() for args in sent}
+    assert {"CLIENT SETNAME", "SCAN", "LLEN", "HMGET", "XPENDING", "XINFO GROUPS", "MEMORY USAGE", "DBSIZE"} <= named, named  # it did look
+    usage = [args for args in sent if args[0].upper() == "MEMORY"]
+    assert usage and all([a.upper() for a in args[3:]] == ["SAMPLES", str(probe.redis_memory.USAGE_SAMPLES)] for args in usage), usage
+    assert unread_commands(sent) == [], Counter(unread_commands(sent))  # every command, each time it was sent
+    # The server counted the same commands the proxy saw (plus this test's CONFIG RESETSTAT):
+    # nothing reached Redis around the proxy.
     stats = client.info("commandstats")
-    called = {name.removeprefix("cmdstat_") for name in stats} - {"config|resetstat", "config", "info"}
-    assert {"scan", "llen", "hmget", "xpending"} <= called and called & {"xinfo", "xinfo|groups"}  # it did look
-    assert called <= READ_COMMANDS, called - READ_COMMANDS
+    served = Counter({name.removeprefix("cmdstat_"): s["calls"] + s["rejected_calls"] for name, s in stats.items()})
+    assert served == Counter(args[0].lower() for args in sent) + Counter({"config": 1}), served
     table = client.command()
-    for name in called:  # and Redis itself agrees none of them writes
-        flags = [f.decode() if isinstance(f, bytes) else f for f in table[name.split("|")[0]]["flags"]]
-        assert "write" not in flags and "readonly" in flags or name.startswith(("info", "ping", "config", "client")), (name, flags)
+    for name in served:  # and Redis agrees no command it ran writes (6.2 flags whole commands only)
+        flags = [f.decode() if isinstance(f, bytes) else f for f in table[name]["flags"]]
+        assert "write" not in flags, (name, flags)
     assert sorted(client.keys("*")) == keys_before
     rows = queue_rows(found["queues"])
     assert rows["rq:queue:reports"]["oldest_age_s"] > 365 * 86400
@@ -329,3 +405,92 @@ def test_error_wording_for_dns_and_closed_connections() -> None:
         assert probe.describe_error(exc, "redis://:pw@db.internal:6379/0", 2.0) == "DNS lookup failed for db.internal"
     closed = syncredis.ConnectionError("Connection closed by server.")
     assert probe.describe_error(closed, "redis://127.0.0.1:6390", 2.0) == "127.0.0.1:6390 closed the connection (not Redis, or TLS expected?)"
+
+
+# --- memory_top: the keys holding the memory -------------------------------------------------
+
+
+def test_prefixes_group_keys_the_way_applications_name_them() -> None:
+    cases = {"warroom:ballast:17": "warroom:ballast:*", "rq:job:ab12": "rq:job:*", "user:42": "user:*",
+             "session:user:42:cart": "session:user:*", "celery": "celery", "{tenant7}:cart": "{*",
+             "cart{tenant7}": "cart{*", "a:b{x}:c": "a:b{*"}
+    for key, group in cases.items():
+        assert probe.redis_memory.prefix(key) == group, key
+
+
+async def test_sandbox_names_the_biggest_keys_and_prefix(sandbox: Any) -> None:
+    admin = syncredis.Redis.from_url(sandbox.admin_dsn("redis"))  # warroom's read user cannot SET
+    unique = f"memtest{time.monotonic_ns()}"
+    try:
+        pipe = admin.pipeline(transaction=False)
+        for i in range(12):
+            pipe.set(f"{unique}:blob:{i}", b"z" * 300_000)
+        pipe.hset(f"{unique}:huge-hash", mapping={f"field{i}": "v" * 2000 for i in range(1000)})
+        pipe.execute()
+        top = await probe.memory_top(sandbox_target(sandbox), sandbox.env.thresholds)
+        assert top.status is Status.OK, top.summary
+        prefixes = {row["prefix"]: row for row in top.data["top_prefixes"]}
+        assert prefixes[f"{unique}:blob:*"]["keys"] == 12 and prefixes[f"{unique}:blob:*"]["bytes"] >= 12 * 300_000
+        assert top.data["top_prefixes"][0]["prefix"] == f"{unique}:blob:*", top.data["top_prefixes"]
+        # MEMORY USAGE with SAMPLES 5 estimates the hash from 5 fields: about 2 MB of values.
+        biggest, *others = top.data["top_keys"]
+        assert biggest["key"] == f"{unique}:huge-hash" and biggest["bytes"] > 1_000_000, biggest
+        assert len(others) == probe.redis_memory.TOP_KEYS - 1
+        assert all(row["key"].startswith(f"{unique}:blob:") and row["bytes"] >= 300_000 for row in others), others
+        assert top.data["dbsize"] >= top.data["keys_sampled"] >= 13
+        assert f"sampled in {top.data['keys_sampled']} of" in top.summary
+    finally:
+        admin.delete(*[f"{unique}:blob:{i}" for i in range(12)], f"{unique}:huge-hash")
+        admin.close()
+
+
+async def test_memory_sample_is_bounded_and_taken_at_most_every_interval(server: Server) -> None:
+    db = 6
+    keys = syncredis.Redis(host=LOOPBACK, port=server.port, db=db)
+    keys.flushdb()
+    pipe = keys.pipeline(transaction=False)
+    for i in range(5000):
+        pipe.set(f"cache:item:{i}", i)
+    pipe.set("report:big", b"r" * 500_000)
+    pipe.execute()
+    target = RedisTarget("sampled", server.url(db), discover=False)
+    session = probe.Session(target)
+
+    def usage_calls() -> int:
+        stats = server.client.info("commandstats")
+        return int(stats.get("cmdstat_memory", {}).get("calls", 0))
+
+    try:
+        before = usage_calls()
+        first = (await read_all(target, session=session))["memory_top"]
+        measured = usage_calls() - before
+        data = first.data
+        assert first.status is Status.OK and data["dbsize"] == 5001
+        assert 0 < data["keys_sampled"] <= probe.redis_memory.MAX_KEYS + 50 < data["dbsize"]
+        assert measured <= probe.redis_memory.MAX_KEYS + 50 and not data["complete"]
+        assert data["round_trips"] <= probe.redis_memory.MAX_KEYS // probe.redis_memory.SCAN_COUNT + 3
+        assert f"of {units.count(5001)} keys" in first.summary
+        # The next refreshes reuse the sample: no MEMORY USAGE at all until it is due again.
+        for _ in range(3):
+            again = (await read_all(target, session=session))["memory_top"]
+        assert usage_calls() - before == measured
+        assert again.data["taken_at"] == data["taken_at"] and again.timestamp > first.timestamp
+        # Once due, the walk resumes where it stopped: over a few samples it meets the big key.
+        seen_big = "report:big" in {row["key"] for row in data["top_keys"]}
+        for _ in range(4):
+            session.memory.last_at -= probe.redis_memory.SAMPLE_EVERY_S
+            sample = (await read_all(target, session=session))["memory_top"]
+            seen_big = seen_big or sample.data["top_keys"][0]["key"] == "report:big"
+        assert seen_big
+        # Found once, the biggest key is measured again in every sample, wherever the walk is.
+        session.memory.last_at -= probe.redis_memory.SAMPLE_EVERY_S
+        kept = (await read_all(target, session=session))["memory_top"]
+        assert kept.data["top_keys"][0]["key"] == "report:big" and kept.data["top_keys"][0]["bytes"] >= 500_000
+        keys.delete("report:big")  # gone: it drops out at the next sample
+        session.memory.last_at -= probe.redis_memory.SAMPLE_EVERY_S
+        gone = (await read_all(target, session=session))["memory_top"]
+        assert "report:big" not in {row["key"] for row in gone.data["top_keys"]}
+    finally:
+        await session.aclose()
+        keys.flushdb()
+        keys.close()

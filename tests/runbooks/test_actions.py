@@ -57,7 +57,7 @@ def _unlinker(key: str) -> Runbook:
 
 @pytest.fixture
 def redis_key(sandbox: SandboxHandle) -> Iterator[tuple[redis.Redis, str]]:
-    client = redis.Redis.from_url(sandbox.env.redis[0].url)
+    client = redis.Redis.from_url(sandbox.admin_dsn("redis"))  # warroom's read user cannot SET
     key = f"warroom-test:victim-{secrets.token_hex(3)}"
     client.set(key, "still here")
     yield client, key

@@ -36,13 +36,13 @@ from tui.sandbox.http import Service
 # Every step's kind, in document order: the classifier must agree with what each step is for
 # (a terminate / cancel / restart / CONFIG SET / EVAL is an action, every read is not).
 KINDS: dict[str, str] = {
-    "database-connection-failures": "probe probe probe manual manual manual manual manual manual manual probe",
+    "database-connection-failures": "probe probe probe manual manual manual manual manual manual manual manual probe",
     "connection-pool-exhausted": "probe probe probe sql manual manual action manual manual action probe",
     "idle-in-transaction": "probe sql sql manual action probe",
     "slow-queries-high-latency": "probe probe probe probe manual manual action manual manual probe",
-    "service-unavailable": "probe probe probe probe probe probe manual probe action manual manual manual manual probe probe",
+    "service-unavailable": "probe probe probe probe probe probe manual probe action manual manual manual manual manual probe probe",
     "redis-connection-failure": "probe redis probe probe redis manual manual manual manual manual action manual probe",
-    "redis-memory-pressure": "probe probe redis redis probe redis redis action manual manual action manual redis probe",
+    "redis-memory-pressure": "probe probe redis redis probe redis probe action manual manual action manual redis probe",
     "queue-backlog": "probe redis redis probe manual manual manual redis manual manual probe",
     "container-crash-loop": "probe probe docker docker manual manual action docker manual action probe",
     "external-dependency-outage": "probe probe probe manual manual manual manual probe probe",
@@ -170,18 +170,22 @@ async def test_connection_exhaustion(sandbox: SandboxHandle) -> None:
         assert steps["slots-in-use"].status == Outcome.FAIL
         assert re.search(r"\b3\d of 40 slots in use", steps["slots-in-use"].summary), steps["slots-in-use"].summary
         holders = steps["top-holders"]
-        assert holders.status == Outcome.FAIL and "sandbox-exhaust (postgres) holds 3" in holders.summary, holders.summary
+        assert holders.status == Outcome.FAIL and "sandbox-exhaust (shop) holds 3" in holders.summary, holders.summary
         assert steps["terminate-idle-transactions"].status == Outcome.SKIPPED
         refused = steps["terminate-idle-hoarders"]
         assert refused.status == Outcome.REFUSED
         assert "application_name = 'sandbox-exhaust'" in refused.summary and "on primary (127.0.0.1:" in refused.summary
         assert steps["verify"].status == Outcome.FAIL and not report.ok
         assert "primary connections: value >= 0.8" in await suggested(pool, sandbox.env)
-        # The connection failures runbook sees the same fault and sends the operator here.
-        steps = by_id(await run_runbook(failures, sandbox.env))
-        assert steps["primary-connects"].status == Outcome.FAIL and steps["replica-streams"].status == Outcome.PASS
-        assert steps["slots-full"].status == Outcome.FAIL
-        assert steps["see-pool-runbook"].status == Outcome.MANUAL and steps["auth-error"].status == Outcome.SKIPPED
+        # The connection failures runbook sees the same fault and hands over to this one.
+        handed = await run_runbook(failures, sandbox.env)
+        steps = by_id(handed)
+        assert steps["primary-connects"].status == Outcome.PASS  # we still get a connection ...
+        assert steps["slots-free"].status == Outcome.FAIL  # ... but the slots are (nearly) gone
+        assert steps["replica-streams"].status == Outcome.SKIPPED and steps["auth-error"].status == Outcome.SKIPPED
+        assert steps["see-pool-runbook"].status == Outcome.MANUAL
+        assert handed.handover == "connection-pool-exhausted" and steps["verify"].status == Outcome.SKIPPED
+        assert any("warroom runbook run connection-pool-exhausted" in n for n in handed.notes), handed.notes
     report = await run_until(pool, sandbox.env, "slots-in-use", {Outcome.PASS})
     steps = by_id(report)
     assert steps["slots-in-use"].status == Outcome.PASS and steps["top-holders"].status == Outcome.PASS
@@ -198,6 +202,7 @@ async def test_idle_in_transaction(sandbox: SandboxHandle) -> None:
         found = steps["find-idle"]
         assert found.status == Outcome.FAIL, found.summary
         assert f"oldest pid {pid} (sandbox-report-export" in found.summary and "monthly report export" in found.summary
+        assert re.search(r", user \w+, from 127\.0\.0\.1\) idle (\d+(\.\d)? s|\d+m\d\ds) after", found.summary), found.summary
         assert steps["blocks-others"].status == Outcome.PASS and f"0 session(s) wait on pid {pid}" in steps["blocks-others"].summary
         assert steps["verify"].status == Outcome.FAIL
         assert "primary idle_in_transaction: value > 0" in await suggested(rb, sandbox.env)
@@ -227,7 +232,7 @@ async def test_latency_spike(sandbox: SandboxHandle) -> None:
         report = await run_until(rb, sandbox.env, "api-latency", {Outcome.FAIL})
         steps = by_id(report)
         slow = steps["api-latency"]
-        assert slow.status == Outcome.FAIL and re.search(r"api: slow: 1\d{3} ms \(fail at 1000 ms\)", slow.summary), slow.summary
+        assert slow.status == Outcome.FAIL and re.search(r"api: slow: 1\.\d s \(fail at 1\.0 s\)", slow.summary), slow.summary
         assert "first byte after 1" in slow.summary
         assert steps["long-queries"].status == Outcome.PASS  # not the database: the service
         assert steps["service-side"].status == Outcome.MANUAL and steps["verify"].status == Outcome.FAIL
@@ -266,12 +271,18 @@ async def test_service_down(sandbox: SandboxHandle) -> None:
         assert down.summary == f"payments: connection refused at 127.0.0.1:{port} (is the service running?)"
         assert steps["api-no-5xx"].status == Outcome.PASS and steps["payments-no-5xx"].status == Outcome.SKIPPED
         # Path A: nothing listens. With Docker the containers are fine (payments is not one).
-        containers = steps["containers"]
+        # Without it the Docker steps say they do not apply and the walk reaches the step
+        # that does: the process on its host.
+        containers, restart = steps["containers"], steps["restart-failed"]
         if sandbox.env.docker is not None:
-            assert containers.status == Outcome.PASS and steps["host-process"].status == Outcome.MANUAL
+            assert containers.status == Outcome.PASS and restart.status == Outcome.SKIPPED
         else:
-            assert containers.status == Outcome.ERROR and "docker: no such target" in containers.summary
+            why = f"does not apply here: no Docker engine 'docker' in environment '{sandbox.env.name}'"
+            assert containers.status == Outcome.SKIPPED and containers.summary.startswith(why), containers.summary
+            assert restart.status == Outcome.SKIPPED and restart.summary.startswith(why), restart.summary
+        assert steps["host-process"].status == Outcome.MANUAL
         assert steps["verify-payments"].status == Outcome.ERROR
+        assert not any("max()" in o.summary or "Traceback" in o.summary for o in report.outcomes)
         assert "payments http: status == 'error'" in await suggested(rb, sandbox.env)
     report = await run_until(rb, sandbox.env, "payments-accepts", {Outcome.PASS})
     steps = by_id(report)
@@ -301,11 +312,16 @@ async def test_redis_memory(sandbox: SandboxHandle) -> None:
         report = await run_until(rb, sandbox.env, "memory-usage", {Outcome.FAIL})
         steps = by_id(report)
         memory = steps["memory-usage"]
-        assert memory.status == Outcome.FAIL and re.search(r"of 64\.0 MB \(9\d%\), policy noeviction", memory.summary), memory.summary
+        assert memory.status == Outcome.FAIL and re.search(r"of 64\.0 MiB \(9\d%\), policy noeviction", memory.summary), memory.summary
         assert steps["fragmentation"].status == Outcome.PASS  # it is data, not fragmentation
         assert steps["eviction-policy"].status == Outcome.FAIL and "maxmemory-policy noeviction" in steps["eviction-policy"].summary
-        # No cache: prefix to drop here, so the walk goes to finding the big keys by hand.
-        assert steps["cache-sample"].status == Outcome.FAIL and steps["drop-cache-prefix"].status == Outcome.SKIPPED
+        # The culprit is named: the ballast prefix holds nearly all the sampled memory, and the
+        # drop action is filled in with it (refused headless, as every action is).
+        biggest = steps["biggest-keys"]
+        assert biggest.status == Outcome.FAIL and biggest.summary.startswith("redis: warroom:ballast:* holds "), biggest.summary
+        assert biggest.data["top_prefixes"][0]["share"] > 0.8 and "MiB" in biggest.summary
+        drop = steps["drop-cache-prefix"]
+        assert drop.status == Outcome.REFUSED and "0 warroom:ballast:* 100000" in drop.summary, drop.summary
         assert steps["find-big-keys"].status == Outcome.MANUAL and steps["verify"].status == Outcome.FAIL
         assert await suggested(rb, sandbox.env) == ["redis memory: status in ['warn', 'fail']"]
     report = await run_until(rb, sandbox.env, "memory-usage", {Outcome.PASS})
@@ -326,7 +342,8 @@ async def test_queue_backlog(sandbox: SandboxHandle) -> None:
         report = await run_until(rb, sandbox.env, "consumers-alive", {Outcome.FAIL}, within=25.0)
         steps = by_id(report)
         alive = steps["consumers-alive"]
-        assert alive.status == Outcome.FAIL and re.search(r"1 consumer\(s\), longest idle \d{5,} ms", alive.summary), alive.summary
+        assert alive.status == Outcome.FAIL and re.search(r"1 consumer\(s\), longest idle (\d\d+ s|\d+m\d\ds)", alive.summary), alive.summary
+        assert ": worker-1 (wanted" in alive.summary, alive.summary  # the idle consumer, by name
         assert steps["why-stopped"].status == Outcome.MANUAL and steps["stuck-pending"].status == Outcome.SKIPPED
         assert await suggested(rb, sandbox.env) == ["redis queues: status in ['warn', 'fail']"]
     report = await run_until(rb, sandbox.env, "queue-depth", {Outcome.PASS})
@@ -353,7 +370,7 @@ async def test_container_crashloop(sandbox: SandboxHandle) -> None:
         crashing = steps["crashing"]
         assert crashing.status == Outcome.FAIL and f"crashing: {batch}" in crashing.summary, crashing.summary
         assert steps["exit-details"].status == Outcome.PASS and f"{batch}: " in steps["exit-details"].summary
-        assert "OOM-killed False" in steps["exit-details"].summary
+        assert re.search(r"last exit \d+", steps["exit-details"].summary), steps["exit-details"].summary
         restart = steps["restart-crashing"]
         assert restart.status == Outcome.REFUSED and f"restart container {batch} on Docker engine docker" in restart.summary
         assert steps["verify"].status == Outcome.FAIL

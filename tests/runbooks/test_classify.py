@@ -132,6 +132,7 @@ def test_unreadable_sql_is_an_error(sql: str) -> None:
         ("SET k v", "action"), ("EVAL 'return 1' 0", "action"),
         ("KEYS *", "refused"), ("MONITOR", "refused"), ("SCAN 0", "refused"), ("SCAN 0 COUNT 1000000", "refused"),
         ("LRANGE q 0 -1", "refused"), ("BLPOP q 0", "refused"), ("DEBUG SLEEP 10", "refused"), ("SHUTDOWN", "refused"),
+        ("SCAN 0 COUNT 10 COUNT 100000", "refused"), ("--bigkeys", "refused"), ("LATENCY RESET", "action"),
     ],
 )
 def test_redis(command: str, verdict: str) -> None:
@@ -145,6 +146,8 @@ def test_redis(command: str, verdict: str) -> None:
         ("restart api", "action"), ("stop api", "action"), ("kill api", "action"), ("rm api", "action"),
         ("exec api sh", "refused"), ("run busybox", "refused"), ("logs api --tail 100000", "refused"),
         ("restart api web", "refused"),
+        ("DOCKER RESTART api", "action"), ("docker RM api", "action"), ("Docker Logs api --tail 5", "read"),
+        ("logs api --tail ²", "refused"),
     ],
 )
 def test_docker(command: str, verdict: str) -> None:

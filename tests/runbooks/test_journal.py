@@ -11,8 +11,8 @@ import pytest
 
 from probes.config import parse_config
 from runbooks.journal import Journal
-from runbooks.loader import find_runbook
-from runbooks.runner import Outcome, RunContext, run_runbook
+from runbooks.loader import find_runbook, parse_runbook
+from runbooks.runner import Outcome, RunContext, execute_action, run_runbook
 from tests.conftest import SandboxHandle, warroom
 
 PASSWORD = "Sup3r-s3cret-pw"
@@ -92,3 +92,84 @@ async def test_no_password_in_journal_or_export(data_dir: Path) -> None:
     raw = sqlite3.connect(journal.path).execute("SELECT group_concat(summary || data) FROM events").fetchone()[0]
     assert PASSWORD not in raw
     journal.close()
+
+
+# --- the export as a postmortem's first draft --------------------------------------------------
+
+SECTIONS = ("## Timeline", "## Symptoms seen", "## Actions", "## Notes", "## warroom's own errors", "## Resolution")
+
+
+def section(md: str, title: str) -> str:
+    after = md.split(title, 1)[1]
+    following = [h for h in SECTIONS if h != title and h in after]
+    return after.split(following[0], 1)[0] if following else after
+
+
+async def test_actions_that_could_not_run_say_why(sandbox: SandboxHandle, data_dir: Path) -> None:
+    rb = find_runbook("lock-contention")
+    journal = Journal()
+    incident = journal.start_incident(sandbox.env.name, [rb.id], title="writes hang")
+    context = RunContext(rb.id, journal=journal, incident_id=incident)
+    with sandbox.scenario("lock-contention") as message:
+        pid = int(re.search(r"lock holder pid (\d+)", message).group(1))  # type: ignore[union-attr]
+        await run_runbook(rb, sandbox.env, context=context, read_only=False)  # headless: the terminate action is not run
+        action = rb.step("terminate-blocker")
+        assert action is not None
+        await execute_action(action, sandbox.env, context=context, confirmed=False, read_only=False)
+        await execute_action(action, sandbox.env, context=context, confirmed=True, read_only=True)
+        assert await sandbox.backend_alive(pid)
+    journal.close_incident(incident, "resolved", "the batch finished by itself")
+    md = journal.export_markdown(incident)
+    journal.close()
+    actions = section(md, "## Actions")
+    assert "DECLINED" not in md and "DONE" not in md and "cancel-blocker" not in actions  # off the path: nothing to say
+    assert f"`terminate-blocker` not run: headless: terminate backend pid {pid} on primary" in actions, actions
+    assert f"`terminate-blocker` not run: declined by the operator: terminate backend pid {pid} on primary" in actions
+    assert f"`terminate-blocker` not run: read-only mode: terminate backend pid {pid} on primary" in actions
+    # The blocker found by the steps is a symptom; the declined action is not.
+    symptoms = section(md, "## Symptoms seen")
+    assert "lock-contention step find-blocker" in symptoms and "terminate-blocker" not in symptoms
+    assert [md.index(h) for h in SECTIONS] == sorted(md.index(h) for h in SECTIONS)
+    assert section(md, "## Resolution").strip() == "the batch finished by itself"
+
+
+OWN = """---
+id: own-errors
+title: own errors
+severity: low
+---
+# own errors
+
+1. **A condition that cannot be evaluated.**
+   ```probe
+   id: bad-condition
+   target: primary
+   probe: connections
+   pass: "int(summary) > 0"
+   ```
+2. **A template whose value is missing.**
+   ```sql target=primary id=bad-template
+   SELECT {{ steps.nowhere.value }} AS n
+   ```
+"""
+
+
+async def test_warroom_own_errors_are_kept_apart_from_symptoms(sandbox: SandboxHandle, data_dir: Path) -> None:
+    rb, problems = parse_runbook(OWN, "own.md")
+    assert rb is not None, problems
+    journal = Journal()
+    incident = journal.start_incident(sandbox.env.name, [rb.id])
+    await run_runbook(rb, sandbox.env, context=RunContext(rb.id, journal=journal, incident_id=incident))
+    # And a target that is really down: that one is a symptom.
+    down = parse_config(CONFIG, "broken.toml").environment()
+    lock = find_runbook("lock-contention")
+    await run_runbook(lock, down, context=RunContext(lock.id, journal=journal, incident_id=incident))
+    md = journal.export_markdown(incident)
+    journal.close()
+    own, symptoms = section(md, "## warroom's own errors"), section(md, "## Symptoms seen")
+    assert "`bad-condition`" in own and "condition could not be evaluated" in own
+    assert "`bad-template`" in own and "cannot fill the command" in own
+    assert "bad-condition" not in symptoms and "bad-template" not in symptoms
+    assert "lock-contention step primary-up" in symptoms and "connection refused" in symptoms
+    assert "primary-up" not in own
+    assert "not closed yet: `warroom journal close" in section(md, "## Resolution")

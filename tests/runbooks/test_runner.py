@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from probes.config import Environment
+from probes.config import Environment, PostgresTarget
 from runbooks.loader import find_runbook, parse_runbook
 from runbooks.runner import Outcome, RunContext, run_runbook, run_step
 from tests.conftest import SandboxHandle, warroom
@@ -45,12 +45,12 @@ severity: low
 async def test_branches_are_followed_and_the_walk_is_bounded() -> None:
     rb, problems = parse_runbook(BRANCHY, "branchy.md")
     assert rb is not None, problems
-    report = await run_runbook(rb, Environment(name="empty"))
+    # A PostgreSQL target on a loopback port nothing listens on: the probe is an error.
+    env = Environment(name="refusing", postgres=(PostgresTarget("nowhere", "postgresql://warroom@127.0.0.1:1/none"),))
+    report = await run_runbook(rb, env)
     by_id = {o.step_id: o for o in report.outcomes}
     assert [o.step_id for o in report.outcomes][:4] == ["first", "never-reached", "not-on-the-path", "do-it"]
-    assert by_id["first"].status == Outcome.ERROR
-    # An unknown target is a run-time error naming the environment's targets, not a load error.
-    assert "nowhere: no such target in environment 'empty'" in by_id["first"].summary
+    assert by_id["first"].status == Outcome.ERROR and by_id["first"].summary.startswith("nowhere: "), by_id["first"]
     assert by_id["never-reached"].status == Outcome.SKIPPED
     assert by_id["not-on-the-path"].status == Outcome.SKIPPED
     assert by_id["do-it"].status == Outcome.MANUAL
@@ -59,6 +59,22 @@ async def test_branches_are_followed_and_the_walk_is_bounded() -> None:
     assert len(report.outcomes) == len(rb.steps)  # every step accounted for exactly once
     assert any("would repeat a step" in n for n in report.notes)
     assert not report.ok
+
+
+async def test_a_step_whose_target_is_not_configured_is_skipped_and_the_walk_goes_on() -> None:
+    rb, _ = parse_runbook(BRANCHY, "branchy.md")
+    assert rb is not None
+    report = await run_runbook(rb, Environment(name="empty"))
+    by_id = {o.step_id: o for o in report.outcomes}
+    # Not an error and not its on_fail branch: the step says why it does not apply, and the
+    # walk goes on with the next step (an action on a missing target too).
+    first = by_id["first"]
+    assert first.status == Outcome.SKIPPED
+    assert first.summary == "does not apply here: no PostgreSQL target 'nowhere' in environment 'empty' (targets: none)"
+    assert by_id["never-reached"].status == Outcome.MANUAL
+    action = by_id["not-on-the-path"]
+    assert action.status == Outcome.SKIPPED and "no PostgreSQL target 'primary'" in action.summary
+    assert by_id["do-it"].status == Outcome.MANUAL
 
 
 async def test_action_steps_never_run_through_run_step() -> None:
@@ -86,6 +102,11 @@ async def test_lock_contention_runbook_finds_the_blocker_then_passes_when_healed
         assert blocker.status == Outcome.FAIL
         assert f"root blocker pid {pid}" in blocker.summary
         assert blocker.data["chains"][0]["blocker_pid"] == pid
+        # The culprit's owner is named: application, user and client address.
+        chain = blocker.data["chains"][0]
+        assert chain["usename"] and chain["client_addr"] == "127.0.0.1", chain
+        assert f"app {chain['application_name'] or '-'}, user {chain['usename']}, from 127.0.0.1)" in blocker.summary
+        assert all({"usename", "application_name", "client_addr"} <= set(s) for s in chain["blocked_sessions"])
         # The blocker is idle in its transaction: Path B, terminate, offered but refused headless.
         assert by_id["blocker-state"].status == Outcome.FAIL and "idle in transaction" in by_id["blocker-state"].summary
         assert by_id["cancel-blocker"].status == Outcome.SKIPPED

@@ -40,8 +40,8 @@ severity: low
 
 @pytest.fixture
 async def victim(sandbox: SandboxHandle) -> AsyncIterator[tuple[psycopg.AsyncConnection, int]]:
-    dsn = sandbox.env.postgres_named("primary").dsn
-    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, application_name="warroom-test-victim")
+    # The application's role: the operator may terminate its sessions, the read role may not.
+    conn = await psycopg.AsyncConnection.connect(sandbox.app_dsn("primary"), autocommit=True, application_name="warroom-test-victim")
     pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
     yield conn, pid
     await conn.close()

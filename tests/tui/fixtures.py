@@ -21,10 +21,12 @@ def environment(**overrides: Any) -> Environment:
     values: dict[str, Any] = dict(
         name="sandbox",
         postgres=(
-            PostgresTarget("primary", "postgresql://warroom@127.0.0.1:55432/app", "primary", ("replica1",)),
-            PostgresTarget("replica", "postgresql://warroom@127.0.0.1:55433/app", "replica"),
+            PostgresTarget("primary", "postgresql://warroom@127.0.0.1:55432/app", "primary", ("replica1",),
+                           action_dsn="postgresql://warroom_operator@127.0.0.1:55432/app"),
+            PostgresTarget("replica", "postgresql://warroom@127.0.0.1:55433/app", "replica",
+                           action_dsn="postgresql://warroom_operator@127.0.0.1:55433/app"),
         ),
-        redis=(RedisTarget("redis", "redis://127.0.0.1:56379/0"),),
+        redis=(RedisTarget("redis", "redis://127.0.0.1:56379/0", action_url="redis://127.0.0.1:56379/0"),),
         http=(
             HttpTarget("api", "http://127.0.0.1:58080/health"),
             HttpTarget("payments", "http://127.0.0.1:58081/health"),
@@ -60,7 +62,7 @@ def incident_results(ts: float = NOW) -> list[ProbeResult]:
         {"pid": 4104, "query": "SELECT * FROM accounts WHERE id = 1 FOR UPDATE", "wait_s": 12.0, "blocked_by": [4102]},
     ]
     chain = {
-        "blocker_pid": 4101, "state": "idle in transaction", "usename": "app", "application_name": "billing",
+        "blocker_pid": 4101, "state": "idle in transaction", "usename": "app", "application_name": "billing", "client_addr": "10.0.4.17",
         "query": LOCK_QUERY, "xact_age_s": 65.0, "blocked": [4102, 4103, 4104], "blocked_sessions": blocked,
     }
     sessions = [session(4101, "idle in transaction", 65.0, LOCK_QUERY)] + [
@@ -84,6 +86,11 @@ def incident_results(ts: float = NOW) -> list[ProbeResult]:
         r("redis", "redis", "ping", "ok", "redis: PONG in 0.3ms", 0.3, ts, version="6.2.12", role="master"),
         r("redis", "redis", "memory", "ok", "redis: 21% of maxmemory", 0.21, ts, used_memory=22_000_000, maxmemory=104_857_600, fragmentation_ratio=1.1, evicted_keys=0, maxmemory_policy="noeviction"),
         r("redis", "redis", "clients", "ok", "redis: 7 clients", 7, ts, connected_clients=7, blocked_clients=1, maxclients=10000),
+        r("redis", "redis", "memory_top", "ok", "redis: sessions:web:* holds 12.4 MiB (68% of 18.2 MiB sampled in 2000 of 48.1k keys); biggest key report:cache:2023 2.0 MiB",
+          float(19_084_000), ts, top_keys=[{"key": "report:cache:2023", "bytes": 2_097_152}, {"key": "sessions:web:9f2c", "bytes": 65_536}],
+          top_prefixes=[{"prefix": "sessions:web:*", "head": "sessions:web:", "keys": 1840, "bytes": 13_002_342, "share": 0.6813},
+                        {"prefix": "report:cache:*", "head": "report:cache:", "keys": 12, "bytes": 4_194_304, "share": 0.2198}],
+          bytes_sampled=19_084_000, keys_sampled=2000, dbsize=48_100, complete=False, stopped="", samples=5, age_s=12.0),
         r("redis", "redis", "queues", "warn", "redis: 240 jobs queued", 240, ts, queues=[
             {"name": "celery", "type": "list", "convention": "celery", "depth": 180, "oldest_age_s": None, "pending": None, "lag": None, "groups": None},
             {"name": "emails", "type": "stream", "convention": "explicit", "depth": 60, "oldest_age_s": 95.0, "pending": 4, "lag": 56, "groups": 1},

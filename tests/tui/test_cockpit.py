@@ -24,6 +24,10 @@ from tui.screens.main import MainScreen
 from widgets.pane import Pane
 from widgets.runbook_sidebar import RunbookSidebar
 
+# Tests prove a key is answered while a probe hangs, with room for a loaded CI machine; how
+# fast is a budget, measured by tests/perf/bench_cockpit.py ("key response", < 100 ms).
+KEY_RESPONSE_BOUND_S = 2.0
+
 
 def screen_text(app: WarroomApp) -> str:
     """What the terminal shows, as plain text."""
@@ -52,7 +56,7 @@ async def test_enter_drills_down_and_escape_returns() -> None:
         await pilot.pause()
         assert isinstance(app.screen, LocksDetail)
         text = screen_text(app)
-        assert "blocker pid 4101" in text and "pid 4104 waits 12s on 4102" in text
+        assert "blocker pid 4101" in text and "pid 4104 waits 12 s on 4102" in text
         assert fixtures.LOCK_QUERY in text  # the full query, not the pane's shortened one
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
@@ -124,7 +128,8 @@ async def test_pane_states_and_header_counts() -> None:
             "replication": "warn", "queues": "warn", "latency": "fail",
         }
         text = screen_text(app)
-        assert "3 fail, 3 warn" in text and "Locks · fail" in text
+        # The header counts problems, by target (not panes: payments fails in two of them).
+        assert "│ 7 problems: payments HTTP 503; primary 3 sessions blocked" in text and "Locks · fail" in text
 
 
 async def test_a_changed_pane_subtitle_replaces_the_old_one_on_screen() -> None:
@@ -158,7 +163,7 @@ async def test_target_that_times_out_shows_stale_with_last_good_reading() -> Non
         locks = app.screen.query_one("#locks", Pane)
         assert locks.state == "stale"
         text = screen_text(app)
-        assert "timeout 12s" in text  # age of the last good reading
+        assert "timeout 12 s" in text  # age of the last good reading
         assert "pid 4101" in text  # ... which stays on screen
         assert app.screen.query_one("#services", Pane).state == "fail"  # other panes unaffected
 
@@ -186,13 +191,15 @@ async def test_keys_respond_while_a_probe_hangs() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await asyncio.wait_for(hung.wait(), 5)
         await pilot.pause(0.2)
-        # Post the key as the terminal driver would and time until the help screen is up.
+        # Post the key as the terminal driver would. The probe hangs for 30 s, so a cockpit that
+        # waited on it would show no help screen within the bound; the bound is generous for a
+        # loaded CI machine: the response budget (100 ms) is measured by tests/perf/bench_cockpit.py.
         started = time.perf_counter()
         app.post_message(events.Key("question_mark", "?"))
-        while not isinstance(app.screen, HelpScreen) and time.perf_counter() - started < 2:
-            await asyncio.sleep(0.002)
-        assert isinstance(app.screen, HelpScreen)
-        assert time.perf_counter() - started < 0.1
+        while not isinstance(app.screen, HelpScreen) and time.perf_counter() - started < KEY_RESPONSE_BOUND_S:
+            await asyncio.sleep(0.005)
+        assert isinstance(app.screen, HelpScreen), f"no help screen {KEY_RESPONSE_BOUND_S}s after `?`"
+        assert time.perf_counter() - started < KEY_RESPONSE_BOUND_S  # a blocked loop shows as time gone by
         await pilot.press("escape")
         # The other targets' first readings arrived without waiting for the hung one.
         assert app.screen.query_one("#services", Pane).state == "fail"

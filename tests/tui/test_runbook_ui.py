@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -231,6 +232,22 @@ async def test_a_closed_checklist_never_leaves_a_reopened_step_running() -> None
         await pilot.press("c")  # back to the checklist, on the same step
         await until(pilot, lambda: isinstance(app.screen, RunbookScreen), what="the checklist from guided mode")
         assert app.screen.checklist.selected_step_id == "primary-up"
+
+
+async def test_a_target_without_action_credential_refuses_without_a_dialog() -> None:
+    # Reads keep their dsn; nothing says how to act on the primary, so nothing is offered.
+    bare = tuple(dataclasses.replace(t, action_dsn="") for t in fixtures.environment().postgres)
+    app = make_app(fixtures.environment(postgres=bare), source=fixtures.incident_source(), clock=fixtures.clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await push(pilot, GuidedScreen(fixed_run(pilot.app), start="terminate-blocker", auto_run=False))
+        screen = app.screen
+        assert "set action_dsn or action_dsn_env" in screen.explanation(screen.current_step())
+        await pilot.press("a")
+        run = screen.run
+        await until(pilot, lambda: run.states["terminate-blocker"].status == "refused", what="the refusal")
+        assert not isinstance(app.screen, ConfirmAction)
+        assert "primary: no action credential: set action_dsn or action_dsn_env" in run.states["terminate-blocker"].summary
+        assert any("cannot run terminate-blocker: primary: no action credential" in str(n.message) for n in app._notifications)
 
 
 def test_every_status_has_its_own_glyph() -> None:

@@ -35,7 +35,7 @@ def test_an_error_after_good_readings_is_shown_stale_with_the_last_good_value() 
     (found,) = store.readings("replication")
     assert found.stale and found.state == "stale"
     assert found.result.value == 5.0  # the last good reading, not the error
-    assert "12s" in found.staleness
+    assert "12 s" in found.staleness
     # The error is not history: the series holds only real readings.
     assert store.values(("postgres", "primary", "replication")) == [5.0]
 

@@ -147,6 +147,8 @@ class DockerContainers(Component):
 
     async def start(self) -> None:
         await asyncio.to_thread(self._connect)
+        # The engine, not us, owns the containers: if we die, the guard removes them.
+        self.guard.containers(self.base_url, f"{LABEL}={self.run_id}")
         await asyncio.to_thread(ensure_image, self.client)
         await asyncio.to_thread(self._sweep_orphans)
         await asyncio.gather(*(asyncio.to_thread(self._run_service, s) for s in SERVICES))

@@ -1,7 +1,9 @@
 """The sandbox PostgreSQL's four faults, injected and healed through real sessions.
 
 A mixin of PostgresComponent (tui/sandbox/postgres.py), which owns the servers, `connect`
-and the fault bookkeeping (`fault`, `waiters`, `lag_task`) these methods use."""
+and the fault bookkeeping (`fault`, `waiters`, `lag_task`) these methods use. The sessions an
+operator's runbook may end (lock holder, idle transaction, idle pool) log in as the application
+role, as in production: warroom's operator role may signal those, never a superuser's."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import psycopg
 from tui.sandbox.base import SandboxError
 
 MAX_CONNECTIONS = 40
+APP_USER = "shop"  # tui.sandbox.postgres.APP_ROLE
 # Fault sessions end by themselves after this long even when nobody heals them.
 FAULT_TTL_MS = 10 * 60 * 1000
 LAG_BATCH_ROWS = 1000  # ~1.1 MiB of WAL per batch
@@ -25,6 +28,10 @@ async def _execute_and_commit(conn: psycopg.AsyncConnection[Any], statement: str
     await conn.commit()
 
 
+def _slots_full(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.OperationalError) and "remaining connection slots are reserved" in str(exc)
+
+
 class PostgresFaults:
     """inject/heal for lock-contention, connection-exhaustion, idle-in-transaction and
     replication-lag; scenarios it does not know go to the next class (Component)."""
@@ -34,7 +41,8 @@ class PostgresFaults:
     waiters: list[asyncio.Task[Any]]
     lag_task: asyncio.Task[None] | None
 
-    async def connect(self, role: str = "primary", *, app: str = "sandbox", autocommit: bool = True, options: str = "") -> psycopg.AsyncConnection[Any]:
+    async def connect(self, role: str = "primary", *, app: str = "sandbox", autocommit: bool = True, options: str = "",
+                      user: str = "postgres") -> psycopg.AsyncConnection[Any]:
         raise NotImplementedError
 
     async def inject(self, scenario: str) -> str:
@@ -77,8 +85,9 @@ class PostgresFaults:
             await conn.close()  # closes the socket: the backend ends and releases its locks
         return len(conns)
 
-    async def _session(self, scenario: str, app: str, *, role: str = "primary", autocommit: bool = False, options: str = "") -> psycopg.AsyncConnection[Any]:
-        conn = await self.connect(role, app=app, autocommit=autocommit, options=options)
+    async def _session(self, scenario: str, app: str, *, role: str = "primary", autocommit: bool = False, options: str = "",
+                       user: str = APP_USER) -> psycopg.AsyncConnection[Any]:
+        conn = await self.connect(role, app=app, autocommit=autocommit, options=options, user=user)
         self.fault[scenario].append(conn)
         return conn
 
@@ -119,13 +128,23 @@ class PostgresFaults:
             cur = await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
             row = await cur.fetchone()
             in_use = int(row[0]) if row else 0
-        wanted = max(0, MAX_CONNECTIONS - 3 - (in_use - 1))  # the admin session above is gone now
+        # The application role may fill every slot but the last three (kept for superusers and
+        # pg_use_reserved_connections); the admin session above is gone by now.
+        wanted = max(0, MAX_CONNECTIONS - 3 - (in_use - 1))
         for start in range(0, wanted, 8):
-            await asyncio.gather(*(
+            opened = await asyncio.gather(*(
                 self._session("connection-exhaustion", "sandbox-exhaust", autocommit=True, options=f"-c idle_session_timeout={FAULT_TTL_MS}")
                 for _ in range(min(8, wanted - start))
-            ))
-        return f"opened {wanted} idle connections; {MAX_CONNECTIONS - 3} of max_connections={MAX_CONNECTIONS} in use"
+            ), return_exceptions=True)
+            refused = [r for r in opened if isinstance(r, BaseException)]
+            # Someone else took a slot meanwhile: the shop's share is full, which is the fault.
+            if any(not _slots_full(r) for r in refused):
+                raise next(r for r in refused if not _slots_full(r))
+            if refused:
+                break
+        held = len(self.fault["connection-exhaustion"])
+        return (f"opened {held} idle connections as {APP_USER}; {MAX_CONNECTIONS - 3} of max_connections={MAX_CONNECTIONS} "
+                "in use (the last 3 are reserved)")
 
     async def _inject_idle_in_transaction(self) -> str:
         conn = await self._session("idle-in-transaction", "sandbox-report-export", options=f"-c idle_in_transaction_session_timeout={FAULT_TTL_MS}")
@@ -133,7 +152,7 @@ class PostgresFaults:
         return f"pid {conn.info.backend_pid} is idle in transaction after a SELECT on orders"
 
     async def _inject_replication_lag(self) -> str:
-        replica = await self._session("replication-lag", "sandbox-replay-pause", role="replica", autocommit=True)
+        replica = await self._session("replication-lag", "sandbox-replay-pause", role="replica", autocommit=True, user="postgres")
         await replica.execute("SELECT pg_wal_replay_pause()")
         self.lag_task = asyncio.create_task(self._write_wal(), name="postgres-sandbox-lag-writer")
         return f"replay paused on the replica; the primary writes ~{LAG_BATCH_ROWS // 1000} MiB every {LAG_PERIOD_S:g}s (up to {LAG_BATCHES} batches)"

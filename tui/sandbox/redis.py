@@ -11,6 +11,10 @@ Scenario -> what changes:
   queue-backlog  the consumer stops and a burst plus a faster producer (bounded in jobs and
                  time) grow every queue; heal resumes the consumer and waits until they drain
   redis-memory   ballast keys fill memory to ~94 % of maxmemory (noeviction); heal deletes them
+
+warroom.toml's `url` logs in as the ACL user `warroom_read`, which may run only the commands in
+READ_ACL (the probes' and the runbook reads'); `action_url` is the default user, which may do
+anything, as the application does here.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import base64
 import contextlib
 import json
 import os
+import secrets
+import signal
 import subprocess
 import time
 import uuid
@@ -30,7 +36,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tui.sandbox.base import LOOPBACK, Component, SandboxError, free_port
+from tui.sandbox.base import LOOPBACK, Component, SandboxError, dies_with_owner, free_port
 
 MAXMEMORY = 64 * 1024 * 1024
 # noeviction is what job-queue Redis should run (an LRU policy would silently drop jobs), and
@@ -56,6 +62,19 @@ THRESHOLDS = {
     "queues": {"depth_warn": 50.0, "depth_fail": 500.0, "age_s_warn": 15.0, "age_s_fail": 60.0},
     "memory": {"usage_warn": 0.80, "usage_fail": 0.90},
 }
+
+
+READ_USER = "warroom_read"
+# Redis 6.2 ACL rules for READ_USER: nothing but these reads (a subcommand is allowed alone, so
+# CONFIG GET is in and CONFIG SET is not). The probes' commands and runbooks.classify's reads.
+READ_ACL = (
+    "-@all +ping +echo +info +dbsize +time +role +lastsave +select +hello "
+    "+scan +sscan +hscan +zscan +type +exists +ttl +pttl +object +get +strlen +llen +lindex +lrange "
+    "+hlen +hget +hmget +hgetall +hexists +scard +sismember +zcard +zcount +zrange +zscore +zrank "
+    "+xlen +xinfo +xpending +xrange +xrevrange +memory|usage +memory|stats +memory|doctor "
+    "+slowlog|get +slowlog|len +latency|latest +latency|history +latency|doctor "
+    "+client|list +client|info +client|getname +client|id +client|setname +config|get"
+)
 
 
 def server_binary() -> str:
@@ -89,6 +108,7 @@ async def start_server(directory: Path, *extra: str) -> tuple[subprocess.Popen[b
     process = subprocess.Popen(
         [server_binary(), str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,  # Ctrl-C goes to the sandbox, which stops us in order
+        preexec_fn=dies_with_owner(signal.SIGTERM),  # redis-server exits on SIGTERM (nothing to save)
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -131,13 +151,21 @@ class RedisComponent(Component):
         self.backlog_left = 0
         self.ballast = 0
         self.produced = 0
+        self.stopping = False
+        self.read_password = secrets.token_urlsafe(16)
 
     @property
     def url(self) -> str:
         return f"redis://{LOOPBACK}:{self.port}/0"
 
+    @property
+    def read_url(self) -> str:
+        return f"redis://{READ_USER}:{self.read_password}@{LOOPBACK}:{self.port}/0"
+
     async def start(self) -> None:
-        self.process, self.port = await start_server(self.workdir)
+        acl = f"user {READ_USER} on >{self.read_password} ~* &* {READ_ACL}"
+        self.process, self.port = await start_server(self.workdir, acl)
+        self.guard.process(self.process.pid, signal.SIGTERM)
         self.client = aioredis.Redis.from_url(self.url, decode_responses=True)
         client = self.client
         # Registries real frameworks keep even while a queue is empty.
@@ -151,12 +179,16 @@ class RedisComponent(Component):
 
     def config(self) -> dict[str, Any]:
         return {
-            "redis": [{"name": "redis", "url": self.url, "queues": ["celery", "events"], "discover": True, "scan_count": 1000}],
+            "redis": [{"name": "redis", "url": self.read_url, "action_url": self.url, "queues": ["celery", "events"],
+                       "discover": True, "scan_count": 1000}],
             "thresholds": THRESHOLDS,
         }
 
     def pids(self) -> dict[str, int]:
         return {"redis": self.process.pid} if self.process else {}
+
+    def dsns(self) -> dict[str, dict[str, str]]:
+        return {"admin": {"redis": self.url}} if self.port else {}
 
     # --- load --------------------------------------------------------------------------------
 
@@ -190,7 +222,7 @@ class RedisComponent(Component):
 
     async def _produce(self, started: float) -> None:
         assert self.client is not None
-        while time.monotonic() - started < LOAD_MAX_S:
+        while time.monotonic() - started < LOAD_MAX_S and not self.stopping:
             fast = self.backlog_left > 0 and time.monotonic() < self.backlog_until
             try:
                 pipe = self.client.pipeline(transaction=False)
@@ -225,7 +257,7 @@ class RedisComponent(Component):
 
     async def _consume(self) -> None:
         started = time.monotonic()
-        while time.monotonic() - started < LOAD_MAX_S + 60:
+        while time.monotonic() - started < LOAD_MAX_S + 60 and not self.stopping:
             if not self.consumer_paused:
                 with contextlib.suppress(RedisError, OSError):
                     await self._consume_once(CONSUMER_BATCH)
@@ -288,11 +320,13 @@ class RedisComponent(Component):
         return await super().heal(scenario)
 
     async def stop(self) -> None:
+        # The flag too: a cancel that lands while redis-py connects can come back as a
+        # connection error, which the loops shrug off; they would then run on for hours.
+        self.stopping = True
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=5)
         self.tasks = []
         if self.client is not None:
             with contextlib.suppress(Exception):

@@ -7,14 +7,14 @@ import contextlib
 import importlib
 import json
 import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tui.sandbox import watchdog
-from tui.sandbox.base import Component, SandboxError
+from tui.sandbox.base import DEMO_PREFIX, Component, Guard, SandboxError, warnings_to
 from tui.sandbox.scenarios import SCENARIOS, owner, unknown
 from tui.sandbox.tomlwrite import dumps
 
@@ -60,11 +60,12 @@ def merge_config(fragments: list[dict[str, Any]], refresh_s: float) -> dict[str,
 class Sandbox:
     """The running sandbox: its components, their scenarios and the control socket."""
 
-    def __init__(self, directory: Path, *, docker: bool = True) -> None:
+    def __init__(self, directory: Path, *, docker: bool = True, guard: Guard | None = None) -> None:
         self.dir = directory.resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.components: dict[str, Component] = {}
         self.docker = docker
+        self.guard = guard or Guard()
         self.lock = asyncio.Lock()
         self.server: asyncio.AbstractServer | None = None
 
@@ -81,6 +82,8 @@ class Sandbox:
         if self.docker and _docker_url():
             names.append("docker")
         components = [_component_class(n)(self.dir) for n in names]
+        for component in components:
+            component.guard = self.guard
         results = await asyncio.gather(*(c.start() for c in components), return_exceptions=True)
         started = [c for c, r in zip(components, results, strict=True) if not isinstance(r, BaseException)]
         self.components = {c.name: c for c in started}
@@ -100,11 +103,15 @@ class Sandbox:
 
     def _write_state(self) -> None:
         pids: dict[str, int] = {}
+        dsns: dict[str, dict[str, str]] = {}
         for component in self.components.values():
             pids.update(component.pids())
+            for kind, urls in component.dsns().items():
+                dsns.setdefault(kind, {}).update(urls)
         state = {
             "pid": os.getpid(),
             "pids": pids,
+            "dsns": dsns,  # admin credentials: sandbox.json only, never warroom.toml
             "control": str(self.control_path),
             "config": str(self.config_path),
             "components": list(self.components),
@@ -171,20 +178,84 @@ class Sandbox:
             (self.dir / "sandbox.json").unlink()
 
 
-async def run(directory: Path, scenarios: list[str], *, docker: bool, ready: asyncio.Event | None = None) -> int:
+def already_running(directory: Path) -> bool:
+    """Whether a sandbox answers on this folder's control socket (a stale socket does not)."""
+    from tui.sandbox.control import ControlError, request
+
+    try:
+        return bool(request(directory, {"op": "status"}, timeout=2).get("ok"))
+    except (ControlError, OSError):
+        return False
+
+
+def _output_gone() -> None:
+    """Whoever read our output is gone (the terminal hung up, `warroom demo` died): what we still
+    print while stopping must not fail on a dead terminal or a pipe nobody reads."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _stop_when_closed(stop: asyncio.Event) -> None:
+    """Stop when standard input closes: `warroom demo` holds the other end, so we end with it,
+    however it ends (SIGKILL included)."""
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            _output_gone()
+            stop.set()
+
+    try:
+        loop.add_reader(fd, readable)
+    except (OSError, ValueError):
+        raise SandboxError("--stop-on-eof needs standard input to be a pipe") from None
+
+
+async def run(
+    directory: Path,
+    scenarios: list[str],
+    *,
+    docker: bool,
+    ready: asyncio.Event | None = None,
+    stop_on_eof: bool = False,
+    temporary: bool = False,
+) -> int:
     for scenario in scenarios:
         if scenario not in SCENARIOS:
             raise SandboxError(unknown(scenario))
+    directory = directory.resolve()
+    if temporary and not directory.name.startswith(DEMO_PREFIX):  # it is removed at the end
+        raise SandboxError(f"--temporary is only for the folders of warroom demo ({DEMO_PREFIX}*), not {directory}")
+    if already_running(directory):
+        raise SandboxError(f"a sandbox is already running in {directory} (stop it first, or use another --dir)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sandbox = Sandbox(directory, docker=docker)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup, a hang-up is not for us
+        # The SSH link dropped: stop as on SIGTERM, without writing to the terminal that went away.
+        loop.add_signal_handler(signal.SIGHUP, lambda: (_output_gone(), stop.set()))
+    if stop_on_eof:
+        _stop_when_closed(stop)
+    directory.mkdir(parents=True, exist_ok=True)
+    # First of all, so that whatever starts is covered even if we are killed while starting.
+    guard = Guard.spawn(log=directory / "guard.log")
+    for name in ("control.sock", "sandbox.json"):
+        guard.path(directory / name)
+    if temporary:
+        guard.path(directory)
+    sandbox = Sandbox(directory, docker=docker, guard=guard)
     started = time.perf_counter()
-    guard = None
     try:
         await sandbox.start()
-        guard = watchdog.spawn(sandbox.dir)
         await sandbox.serve()
         for scenario in scenarios:
             print(f"injected {scenario}: {await sandbox.change('inject', scenario)}", flush=True)
@@ -196,9 +267,9 @@ async def run(directory: Path, scenarios: list[str], *, docker: bool, ready: asy
         await stop.wait()
     finally:
         await sandbox.stop()
-        if guard:
-            guard.terminate()
-            guard.wait()
+        await asyncio.to_thread(guard.close)
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)
     print("sandbox stopped", flush=True)
     return 0
 
@@ -206,8 +277,10 @@ async def run(directory: Path, scenarios: list[str], *, docker: bool, ready: asy
 def main(args: Any) -> int:
     from tui.cli import UsageError
 
+    warnings_to(Path(args.dir) / "warnings.log")
+    stop_on_eof, temporary = getattr(args, "stop_on_eof", False), getattr(args, "temporary", False)
     try:
-        return asyncio.run(run(args.dir, args.scenario, docker=not args.no_docker))
+        return asyncio.run(run(args.dir, args.scenario, docker=not args.no_docker, stop_on_eof=stop_on_eof, temporary=temporary))
     except SandboxError as exc:
         if "unknown scenario" in str(exc):
             raise UsageError(str(exc)) from None

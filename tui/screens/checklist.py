@@ -13,7 +13,8 @@ from textual.widgets import Label, Static
 
 from runbooks.conditions import EvalError
 from runbooks.model import PROBE_KINDS, Step
-from tui.incident import RunbookRun
+from runbooks.runner import not_applicable
+from tui.incident import Handover, RunbookRun
 from tui.screens.confirm import ConfirmAction, NoteDialog
 from widgets.checklist import Checklist, format_duration, format_time, status_text
 from widgets.key_bar import KeyBar
@@ -129,13 +130,35 @@ class RunbookScreenBase(Screen[None]):
         for live in self.query("#live").results(Static):
             live.update(self.live_text())
 
+    # --- hand-overs ----------------------------------------------------------------------
+
+    def handover_of(self, step: Step) -> Handover | None:
+        """The hand-over Enter follows from `step`: where its branch leads once it has an
+        outcome (a manual hand-over step needs none: following it is doing it)."""
+        following = self.run.next_step(step)
+        if not isinstance(following, Handover):
+            return None
+        done = self.run.states[step.id].status not in ("pending", "running")
+        return following if done or step.kind == "manual" else None
+
+    def runbook_title(self, runbook_id: str) -> str:
+        entry = next((e for e in getattr(self.app, "runbooks", ()) if e.id == runbook_id), None)
+        return entry.title if entry is not None else runbook_id
+
+    def follow_handover(self, handover: Handover, *, guided: bool) -> None:
+        """Open the runbook a step hands over to (journaled); Esc comes back here."""
+        self.run.hand_over(handover)
+        self.app.open_runbook(handover.runbook_id, guided=guided)
+
     # --- operations ----------------------------------------------------------------------
 
     def action_run_step(self) -> None:
         step = self.current_step()
         if step is None:
             return
-        if step.is_action:
+        if why := self.run.not_applicable(step):
+            self.notify(f"{step.id}: {why}")
+        elif step.is_action:
             self.action_run_action()
         elif step.kind == "manual":
             self.notify("a manual step: mark it with p (pass), f (fail) or s (skip)")
@@ -172,6 +195,9 @@ class RunbookScreenBase(Screen[None]):
             return
         if self.run.states[step.id].status == "running":
             self.notify(f"{step.id} is already running")
+            return
+        if why := self.run.not_applicable(step):
+            self.notify(f"{step.id}: {why}")
             return
         if self.run.read_only:
             self.notify(READ_ONLY_REFUSAL, severity="warning")
@@ -271,7 +297,12 @@ class ChecklistScreen(RunbookScreenBase):
         self.update_detail()
 
     def on_checklist_step_chosen(self, event: Checklist.StepChosen) -> None:
-        self.action_run_step()
+        step = self.current_step()
+        handover = self.handover_of(step) if step is not None else None
+        if handover is not None:
+            self.follow_handover(handover, guided=False)
+        else:
+            self.action_run_step()
 
     def update_detail(self) -> None:
         step = self.current_step()
@@ -294,6 +325,10 @@ class ChecklistScreen(RunbookScreenBase):
         detail.update(text)
 
     def hint(self, step: Step) -> str:
+        if handover := self.handover_of(step):
+            return f"Enter: open the runbook it hands over to, {self.runbook_title(handover.runbook_id)}"
+        if (why := not_applicable(step, self.run.env)) and step.is_action:
+            return why
         if step.is_action:
             if self.run.read_only:
                 return READ_ONLY_REFUSAL
@@ -316,13 +351,22 @@ class ChecklistScreen(RunbookScreenBase):
     async def run_all_worker(self) -> None:
         visited = await self.run.run_all(on_step=self.checklist.select_step)
         failed = [s for s in visited if self.run.states[s].status in ("fail", "error")]
-        # Leave the cursor where the operator is needed: an action waiting on the path, else the first failure.
+        # Leave the cursor where the operator is needed: an action waiting on the path, a
+        # hand-over to another runbook, else the first failure.
         waiting = [s for s in visited if self.run.states[s].status == "pending"]
         focus = next((s for s in waiting if (step := self.run.runbook.step(s)) is not None and step.is_action), None)
+        last = self.run.runbook.step(visited[-1]) if visited else None
+        handover = self.handover_of(last) if last is not None else None
+        if handover is not None:
+            focus = focus or handover.step_id
         if focus or failed:
             self.checklist.select_step(focus or failed[0])
-        self.notify(f"ran {len(visited)} step(s) along the branches; {len(failed)} did not pass: {', '.join(failed)}"
-                    if failed else f"ran {len(visited)} step(s) along the branches; none failed")
+        ran = f"ran {len(visited)} step(s) along the branches; " + (
+            f"{len(failed)} did not pass: {', '.join(failed)}" if failed else "none failed")
+        if handover is not None:
+            step_n = last.index + 1 if last is not None else "?"
+            ran += f"; step {step_n} hands over to {self.runbook_title(handover.runbook_id)} (Enter on it opens it)"
+        self.notify(ran)
 
     def action_guided(self) -> None:
         from tui.screens.guided import GuidedScreen

@@ -15,8 +15,9 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 
+from probes.units import duration_ms
 from widgets.key_bar import KeyBar
-from widgets.locks import instance_label
+from widgets.locks import instance_label, owner
 from widgets.services import container_state
 from widgets.store import format_age, format_bytes
 
@@ -44,6 +45,11 @@ def fill_table(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[object]
 
 def num(value: Any, fmt: str = "{:.0f}", none: str = "-") -> str:
     return none if value is None else fmt.format(value)
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds in the one unit system (`830 ms`, `1.4 s`, `64 s`); `-` when unknown."""
+    return duration_ms(value, unknown="-")
 
 
 class DetailScreen(Screen[None]):
@@ -100,7 +106,7 @@ class ServicesDetail(DetailScreen):
         with VerticalScroll():
             yield Label("HTTP endpoints", classes="section")
             endpoints: DataTable[str] = DataTable(id="endpoints", cursor_type="row")
-            endpoints.add_columns("", "endpoint", "url", "code", "ms", "p95", "connect", "tls", "ttfb", "json", "cert days", "summary")
+            endpoints.add_columns("", "endpoint", "url", "code", "latency", "p95", "connect", "tls", "ttfb", "json", "cert days", "summary")
             yield endpoints
             yield Label("Containers", classes="section")
             containers: DataTable[str] = DataTable(id="containers", cursor_type="row")
@@ -114,9 +120,9 @@ class ServicesDetail(DetailScreen):
             d, phases = reading.result.data, reading.result.data.get("phases") or {}
             rows.append((reading.result.target, (
                 reading.state, reading.result.target, d.get("url", ""), num(d.get("status_code"), "{}"),
-                num(d.get("latency_ms")), num(store.percentile(reading.result.key, 95)),
-                num(phases.get("connect_ms"), "{:.1f}"), num(phases.get("tls_ms"), "{:.1f}"),
-                num(phases.get("ttfb_ms"), "{:.1f}"), num(d.get("json_ok"), "{}"),
+                ms(d.get("latency_ms")), ms(store.percentile(reading.result.key, 95)),
+                ms(phases.get("connect_ms")), ms(phases.get("tls_ms")),
+                ms(phases.get("ttfb_ms")), num(d.get("json_ok"), "{}"),
                 num(d.get("cert_days_left"), "{:.0f}"), reading.latest.summary,
             )))
         fill_table(self.query_one("#endpoints", DataTable), rows)
@@ -180,12 +186,17 @@ class LocksDetail(DetailScreen):
             for chain in reading.result.data.get("chains") or ():
                 head = Text(f"blocker pid {chain.get('blocker_pid')}", style="bold red")
                 head.append(f"  {chain.get('state') or '?'}  user {chain.get('usename') or '?'}")
-                head.append(f"  app {chain.get('application_name') or '-'}  xact {format_age(chain.get('xact_age_s'))}")
+                head.append(f"  app {chain.get('application_name') or '-'}  client {chain.get('client_addr') or 'local socket'}")
+                head.append(f"  xact {format_age(chain.get('xact_age_s'))}")
                 parts.append(Padding(head, (1, 0, 0, 2)))
                 parts.append(Padding(Text(chain.get("query") or "", style="cyan"), (0, 0, 0, 4)))
                 for s in chain.get("blocked_sessions") or ():
                     by = ", ".join(str(p) for p in s.get("blocked_by") or ())
-                    parts.append(Padding(Text(f"└ pid {s.get('pid')} waits {format_age(s.get('wait_s'))} on {by}", style="bold"), (0, 0, 0, 4)))
+                    who = owner(s)
+                    waits = Text(f"└ pid {s.get('pid')} waits {format_age(s.get('wait_s'))} on {by}", style="bold")
+                    if who:
+                        waits.append(f"  {who}", style="not bold")
+                    parts.append(Padding(waits, (0, 0, 0, 4)))
                     parts.append(Padding(Text(s.get("query") or "", style="cyan"), (0, 0, 0, 6)))
             parts.append(Text(""))
         self.query_one("#chains-text", Static).update(Group(*parts) if parts else "no PostgreSQL configured")

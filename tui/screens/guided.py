@@ -13,7 +13,8 @@ from textual.widgets import Input, Label, Markdown, Static
 
 from runbooks.conditions import EvalError
 from runbooks.model import PROBE_KINDS, Step
-from tui.incident import RunbookRun
+from runbooks.runner import not_applicable
+from tui.incident import Handover, RunbookRun
 from tui.screens.checklist import READ_ONLY_REFUSAL, STEP_KEYS, RunbookScreenBase, step_facts
 from widgets.checklist import format_duration, format_time, kind_text, status_text
 from widgets.key_bar import KeyBar
@@ -81,8 +82,10 @@ class GuidedScreen(RunbookScreenBase):
     def enter_step(self) -> None:
         """Show the current step and run its read when it has no fresh result."""
         self.stopped = ""
-        self.refresh_all()
         step = self.current_step()
+        if step is not None and step.is_action:
+            self.run.not_applicable(step)  # shows skipped, saying why: Enter goes on past it
+        self.refresh_all()
         if step is None or not step.automatic or not self.auto_run:
             return
         state = self.run.states[step.id]
@@ -124,6 +127,8 @@ class GuidedScreen(RunbookScreenBase):
         self.update_live()
 
     def hint(self, step: Step) -> str:
+        if handover := self.handover_of(step):
+            return f"Enter opens the runbook it hands over to: {self.runbook_title(handover.runbook_id)}"
         if step.is_action:
             return READ_ONLY_REFUSAL if self.run.read_only else "an action: a runs it after a confirmation"
         if step.kind == "manual":
@@ -135,7 +140,9 @@ class GuidedScreen(RunbookScreenBase):
         if step.command:
             lang = "sql" if step.block == "sql" else "text"
             parts += ["", f"```{lang}", self.run.filled_command(step), "```"]
-        if step.is_action:
+        if step.is_action and (why := not_applicable(step, self.run.env)):
+            parts += ["", f"**{why[0].upper()}{why[1:]}.**"]
+        elif step.is_action:
             if self.run.read_only:
                 parts += ["", f"**{READ_ONLY_REFUSAL}.**"]
             else:
@@ -149,6 +156,9 @@ class GuidedScreen(RunbookScreenBase):
         if self.stopped:
             return Text(self.stopped, style="bold")
         following = self.run.next_step(step)
+        if isinstance(following, Handover):
+            title = self.runbook_title(following.runbook_id)
+            return Text(f"Enter → runbook: {title} (hand-over)", style="bold", no_wrap=True, overflow="ellipsis")
         if following == "stop":
             return Text(f"Enter: the runbook stops here ({step.id}: {self.run.states[step.id].status})")
         if following is None:
@@ -159,11 +169,29 @@ class GuidedScreen(RunbookScreenBase):
             text.append(f" (jump: {step.id} {self.run.states[step.id].status})", style="italic")
         return text
 
+    def live_text(self, keys: list[tuple[str, str, str]] | None = None) -> Text:
+        step = self.current_step()
+        keys = self.watched() if keys is None else keys
+        if step is not None and step.target and (not keys or not_applicable(step, self.run.env)):
+            what = "not configured here" if not_applicable(step, self.run.env) else "no reading yet"
+            return Text(f"live {step.target}: {what}", style="dim", no_wrap=True, overflow="ellipsis")
+        return super().live_text(keys)
+
     def watched(self) -> list[tuple[str, str, str]]:
+        """The live line shows the step's own target: its probe, or for a SQL / Redis / Docker
+        step the runbook's probes of that target (else every reading of it). A manual step has
+        no target: the runbook's probes."""
         step = self.current_step()
         if step is not None and step.block == "probe" and step.probe in PROBE_KINDS:
             return [(PROBE_KINDS[step.probe], step.target, step.probe)]
-        return super().watched()
+        everything = super().watched()
+        if step is None or not step.target:
+            return everything
+        own = [key for key in everything if key[1] == step.target]
+        if own:
+            return own
+        store = getattr(self.app, "store", None)
+        return sorted(key for key in (store.latest if store is not None else ()) if key[1] == step.target)
 
     # --- navigation ------------------------------------------------------------------------
 
@@ -172,6 +200,9 @@ class GuidedScreen(RunbookScreenBase):
         if step is None:
             return
         following = self.run.next_step(step)
+        if isinstance(following, Handover):
+            self.follow_handover(following, guided=True)
+            return
         if following == "stop" or following is None:
             self.stopped = ("the runbook stops here" if following == "stop" else "end of the runbook") + \
                 " (Esc: back, c: checklist, ←: previous step)"

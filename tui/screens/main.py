@@ -15,7 +15,7 @@ from textual.widgets import Static
 from probes.registry import targets
 from widgets.blank import BlankBacked
 from widgets.env_header import EnvHeader
-from widgets.store import STATE_RANK
+from widgets.problems import header_line, problems, waiting_for
 
 if TYPE_CHECKING:
     from tui.app import WarroomApp
@@ -74,6 +74,7 @@ class MainScreen(BlankBacked, Screen[None]):
         Binding("r", "focus_runbooks", "Runbooks", id="runbooks.focus"),
         Binding("b", "toggle_sidebar", "Sidebar", show=False, id="runbooks.toggle"),
         Binding("slash", "filter_runbooks", "Find runbook", id="runbooks.find"),
+        Binding("i", "app.close_incident", "Close incident", show=False, id="incident.close"),
     ]
 
     def __init__(self) -> None:
@@ -84,6 +85,7 @@ class MainScreen(BlankBacked, Screen[None]):
         self._sidebar: Any = None  # widgets.runbook_sidebar.RunbookSidebar, once mounted
         self._header: EnvHeader | None = None
         self._suggested: tuple[dict[Any, Any], float] = ({}, 0.0)  # states checked last, when
+        self._expected = [(kind, target.name) for kind, target in targets(self.app.env)]
         # The breakpoint classes Textual would add on the first resize, set up front: adding
         # them after the first layout restyles every widget and lays the screen out twice.
         width, height = self.app.size
@@ -191,7 +193,7 @@ class MainScreen(BlankBacked, Screen[None]):
         if header is None or not header.is_attached:
             return  # the screen is being torn down (the app is exiting)
         header.last_update = self.app.store.last_update
-        header.counts = self.status_counts()
+        header.show_problems(*self.problem_line())
         self.call_after_refresh(self._fill_in)
         # After the redraw: the first suggestion loads every runbook file.
         self.call_after_refresh(self._suggest, unless_unchanged=True)
@@ -201,10 +203,19 @@ class MainScreen(BlankBacked, Screen[None]):
         if self._dirty:
             self._flush()
 
+    def problem_line(self) -> tuple[str, str]:
+        """(the header's problem line, its worst state): every reading that is not ok, by
+        target, with how many targets have not reported yet and whether warroom keeps up."""
+        store, source = self.app.store, self.app.source
+        return header_line(
+            problems(store),
+            waiting=len(waiting_for(store, self._expected)),
+            behind=getattr(source, "behind", ""),
+            skipping=getattr(source, "skipping", None),
+        )
+
     def status_counts(self) -> str:
-        states = [pane.state for pane in self.panes()]
-        bad = [s for s in sorted(set(states), key=lambda s: -STATE_RANK[s]) if s != "ok"]
-        return ", ".join(f"{states.count(s)} {s}" for s in bad) or "all ok"
+        return self.problem_line()[0]
 
     def action_jump(self, name: str) -> None:
         # Synchronous (Widget.focus is deferred): "3" then Enter typed fast must open Locks.

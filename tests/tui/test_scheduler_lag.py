@@ -1,0 +1,119 @@
+"""The live scheduler on a blocked event loop: the lag is warroom's, said in the header, never the target's.
+
+A real HTTP server on loopback (a thread of this process, tests/probes/test_loop_lag.py) answers
+in 50 ms; the cockpit's event loop is blocked for half a second by a synchronous sleep, once
+while an answer comes in and once just before a round is due (the round starts late). Every
+reading must stay ~50 ms and ok, and the header must say warroom is behind, then all ok again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from probes.config import HttpTarget
+from tests.probes.test_loop_lag import BLOCK_S, SERVER_DELAY_S, serving
+from tests.tui import fixtures
+from tui.app import WarroomApp, make_app
+from tui.scheduler import SPREAD_BURST, SPREAD_SHARE, LiveSource
+from widgets.env_header import EnvHeader
+
+REFRESH_S = 0.3
+KEY = ("http", "api", "http")
+
+
+def header(app: WarroomApp) -> str:
+    return app.screen.query_one(EnvHeader).render_text()
+
+
+async def until(pilot: Any, condition: Any, within_s: float, seen: list[str], app: WarroomApp) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        seen.append(header(app))
+        if condition():
+            return True
+        await pilot.pause(0.02)
+    return condition()
+
+
+async def test_a_blocked_loop_is_reported_as_warroom_behind_not_as_a_slow_or_hung_target() -> None:
+    with serving() as server:
+        env = fixtures.environment(
+            http=(HttpTarget("api", server.url, latency_warn_ms=300.0, latency_fail_ms=1000.0),),
+            postgres=(), redis=(), docker=None, timeout_s=2.0, refresh_s=REFRESH_S,
+        )
+        source = LiveSource(env, refresh_s=REFRESH_S)
+        app = make_app(env, source=source)
+        seen: list[str] = []
+        async with app.run_test(size=(160, 30)) as pilot:
+            assert await until(pilot, lambda: "all ok" in header(app), 10, seen, app), seen[-1:]
+            rounds = source.rounds["http:api"]
+            readings = []
+
+            def blocked_reading() -> bool:
+                latest = app.store.latest.get(KEY)
+                if latest is not None and latest not in readings:
+                    readings.append(latest)
+                return any(r.data.get("loop_lag_ms", 0) >= 300 for r in readings)
+
+            # 1. The loop blocks while the answer comes in (the server has done its 50 ms).
+            server.block_loop = True
+            assert await until(pilot, lambda: blocked_reading() and "behind: a round of 1 target takes" in header(app), 5, seen, app), (
+                server.blocked.is_set(), [r.data.get("loop_lag_ms") for r in readings], [r.value for r in readings], sorted({h for h in seen if "behind" in h}))
+            assert server.blocked.is_set()
+            [blocked] = [r for r in readings if r.data.get("loop_lag_ms", 0) >= 300]
+            assert blocked.status.value == "ok" and blocked.value is not None, blocked
+            # The server's 50 ms, give or take the lag monitor's 20 ms: not the half second.
+            assert SERVER_DELAY_S * 1000 * 0.8 <= blocked.value < 250, blocked.data
+            assert " at refresh 0.3 s" in header(app), header(app)
+            assert source.period_s > REFRESH_S  # the round stretches while warroom is behind
+            assert await until(pilot, lambda: header(app).endswith("│ all ok"), 10, seen, app), seen[-1:]
+            assert source.period_s == REFRESH_S
+
+            # 2. The loop blocks between two rounds: the next one starts late.
+            done = source.rounds["http:api"]
+            assert await until(pilot, lambda: source.rounds["http:api"] > done, 5, seen, app)
+            time.sleep(BLOCK_S)
+            assert await until(pilot, lambda: "behind:" in header(app), 5, seen, app), seen[-1:]
+            assert await until(pilot, lambda: header(app).endswith("│ all ok"), 10, seen, app), seen[-1:]
+
+            assert source.rounds["http:api"] > rounds + 4
+            latencies = app.store.values(KEY)
+            # Every reading, those of the blocked rounds included, is the server's ~50 ms: never
+            # half a second, never a timeout, never slow.
+            assert max(latencies) < 250, latencies
+            assert not any("timed out" in text or "slow" in text or "problem" in text for text in seen), [
+                t for t in seen if "timed out" in t or "slow" in t or "problem" in t
+            ]
+
+
+async def test_a_large_fleets_probe_starts_are_spread_over_the_interval() -> None:
+    # 60 endpoints on one real server: never 60 requests at once, at most SPREAD_BURST together.
+    with serving(delay_s=0.0) as server:
+        arrivals: list[float] = []
+        handler = server.httpd.RequestHandlerClass
+        original = handler.do_GET  # type: ignore[attr-defined]
+
+        def timed(self: Any) -> None:
+            arrivals.append(time.monotonic())
+            original(self)
+
+        handler.do_GET = timed  # type: ignore[attr-defined]
+        endpoints = tuple(HttpTarget(f"api{i}", server.url) for i in range(60))
+        env = fixtures.environment(http=endpoints, postgres=(), redis=(), docker=None, timeout_s=2.0, refresh_s=1.0)
+        source = LiveSource(env, refresh_s=1.0)
+        app = make_app(env, source=source)
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + 15
+            while min(source.rounds.get(f"http:api{i}", 0) for i in range(60)) < 3 and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+        # Ticks are a refresh apart from the source's epoch (the same monotonic clock).
+        rounds: dict[int, list[float]] = {}
+        for t in sorted(arrivals):
+            rounds.setdefault(int((t - source._epoch) // 1.0), []).append(t)
+        full = [r for k, r in rounds.items() if k > 0 and len(r) == 60]  # round 0 imports httpx meanwhile
+        assert full, {k: len(r) for k, r in rounds.items()}
+        for arrived in full:
+            burst = max(sum(1 for t in arrived if start <= t < start + 0.05) for start in arrived)
+            assert burst <= SPREAD_BURST + 2, burst  # a couple more from the previous slot's tail
+            assert arrived[-1] - arrived[0] >= SPREAD_SHARE * 1.0 * 0.5, arrived[-1] - arrived[0]
