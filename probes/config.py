@@ -12,6 +12,9 @@ from typing import Any
 
 from probes import endpoints
 from probes.config_lines import key_lines
+from probes.config_net import DnsTarget, TcpTarget, dns_target, tcp_target
+from probes.config_sources import AlertmanagerTarget, PrometheusTarget
+from probes.config_sources import sources as _sources
 from probes.secrets import mask_url, redact, remember
 from probes.thresholds import DEFAULTS, Thresholds
 
@@ -90,6 +93,10 @@ class Environment:
     redis: tuple[RedisTarget, ...] = ()
     http: tuple[HttpTarget, ...] = ()
     docker: DockerTarget | None = None
+    prometheus: tuple[PrometheusTarget, ...] = ()  # servers read over their APIs (config_sources)
+    alertmanager: tuple[AlertmanagerTarget, ...] = ()
+    dns: tuple[DnsTarget, ...] = ()  # questions to name servers (config_net)
+    tcp: tuple[TcpTarget, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
     refresh_s: float = 2.0
     timeout_s: float = 2.0
@@ -102,6 +109,8 @@ class Environment:
 
     def target_names(self) -> list[str]:
         names = [t.name for t in (*self.postgres, *self.redis, *self.http)]
+        names += [t.name for t in (*self.prometheus, *self.alertmanager)]
+        names += [t.name for t in (*self.dns, *self.tcp)]
         return names + ([self.docker.name] if self.docker else [])
 
 
@@ -311,13 +320,19 @@ class _Validator:
         env = self.table(
             raw,
             key,
-            {"postgres", "redis", "http", "docker", "thresholds", "refresh", "timeout", "banner", "color", "production"},
+            {"postgres", "redis", "http", "docker", "thresholds", "refresh", "timeout", "banner", "color", "production",
+             "prometheus", "alertmanager", "dns", "tcp"},
         )
         postgres = tuple(self.postgres(t, f"{key}.postgres[{i}]") for i, t in enumerate(self.typed(env, "postgres", key, list, [])))
         redis = tuple(self.redis(t, f"{key}.redis[{i}]") for i, t in enumerate(self.typed(env, "redis", key, list, [])))
         http = tuple(self.http(t, f"{key}.http[{i}]") for i, t in enumerate(self.typed(env, "http", key, list, [])))
         docker = self.docker(env["docker"], f"{key}.docker") if "docker" in env else None
         names = [t.name for t in (*postgres, *redis, *http)] + ([docker.name] if docker else [])
+        prometheus, alertmanager = _sources(self, env, key)
+        names += [t.name for t in (*prometheus, *alertmanager)]
+        dns = tuple(dns_target(self, t, f"{key}.dns[{i}]") for i, t in enumerate(self.typed(env, "dns", key, list, [])))
+        tcp = tuple(tcp_target(self, t, f"{key}.tcp[{i}]") for i, t in enumerate(self.typed(env, "tcp", key, list, [])))
+        names += [t.name for t in (*dns, *tcp)]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise self.fail(f"{key}", f"target names must be unique; repeated: {', '.join(sorted(duplicates))}")
@@ -327,6 +342,10 @@ class _Validator:
             redis=redis,
             http=http,
             docker=docker,
+            prometheus=prometheus,
+            alertmanager=alertmanager,
+            dns=dns,
+            tcp=tcp,
             thresholds=self.thresholds(self.typed(env, "thresholds", key, dict, {}), f"{key}.thresholds"),
             refresh_s=self.positive(env, "refresh", key, refresh),
             timeout_s=self.positive(env, "timeout", key, timeout),

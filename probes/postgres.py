@@ -4,7 +4,8 @@ One refresh costs one statement (a JSON snapshot of pg_stat_activity, blocking p
 state) plus, when pg_stat_statements is installed, a second one for the slowest statements;
 a long-lived `Session` re-reads those at most every PGSS_EVERY_S seconds. Probe sessions are
 read-only at the server (`default_transaction_read_only=on`) with statement and lock timeouts.
-`run_readonly_sql` serves runbook `sql` steps; `run_action_sql` is for confirmed actions only
+`run_readonly_sql` serves runbook `sql` steps (on a probe `Session`'s connection when given one,
+so a runbook walk takes no extra connection slot); `run_action_sql` is for confirmed actions only
 and connects with the target's own action credential (`action_dsn`), never the probes' one.
 """
 
@@ -142,6 +143,7 @@ class Session:
         self.lock = asyncio.Lock()
         self.slow: tuple[float, list[dict[str, Any]] | None, str] | None = None
         self.statements = 0  # statements sent, for the budget checks in tests and perf scripts
+        self.reads = 0  # runbook statements run on this connection (read_rows)
 
     async def _connection(self, timeout: float) -> psycopg.AsyncConnection[Any]:
         if self.conn is None or self.conn.closed or self.conn.broken:
@@ -187,6 +189,27 @@ class Session:
             rows, note = None, "pg_stat_statements not readable by this role (grant pg_read_all_stats)"
         self.slow = (time.monotonic(), rows, note)
         return rows, note
+
+    async def read_rows(self, sql: str, timeout: float) -> list[dict[str, Any]]:
+        """One runbook statement on this session's connection, in a READ ONLY transaction that
+        is rolled back, with the step's own statement and lock timeouts. Serialised with the
+        probe rounds by `lock`, so a runbook read never takes one more connection slot (which
+        matters most while diagnosing connection exhaustion). Raises like `fetch_value`."""
+        deadline = time.monotonic() + timeout
+        async with asyncio.timeout(timeout):  # waiting for a probe round counts against the step
+            await self.lock.acquire()
+        try:
+            async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
+                conn = await self._connection(deadline - time.monotonic())
+            self.reads += 1
+            ms = max(100, int((deadline - time.monotonic()) * 800))
+            try:
+                return await _bounded(conn, _read_only_rows(conn, sql, ms), deadline - time.monotonic())
+            except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError, asyncio.CancelledError):
+                await self._drop()
+                raise
+        finally:
+            self.lock.release()
 
     async def aclose(self) -> None:
         await self._drop()
@@ -257,15 +280,29 @@ async def slow_statements(target: PostgresTarget, thresholds: Thresholds, *, tim
 # --- statements for runbooks and actions --------------------------------------------------------
 
 
+async def _rows(conn: psycopg.AsyncConnection[Any], sql: str) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        # A prepared statement is exactly one statement: no "COMMIT; SET
+        # default_transaction_read_only = off; ..." smuggled in after the first.
+        await cur.execute(sql, prepare=True)  # type: ignore[arg-type]
+        return await cur.fetchmany(MAX_ROWS) if cur.description else []
+
+
+async def _read_only_rows(conn: psycopg.AsyncConnection[Any], sql: str, timeout_ms: int) -> list[dict[str, Any]]:
+    """`sql` in a READ ONLY transaction, always rolled back, on a (probe) autocommit connection."""
+    await conn.set_read_only(True)  # BEGIN READ ONLY, on top of the session default
+    async with conn.transaction(force_rollback=True):
+        # The step's own limits, for this transaction only: the probes keep theirs.
+        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        await conn.execute(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
+        return await _rows(conn, sql)
+
+
 async def _one_statement(target: PostgresTarget, sql: str, timeout: float, *, read_only: bool) -> list[dict[str, Any]]:
     async def work(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
         if read_only:
             await conn.set_read_only(True)  # BEGIN READ ONLY, on top of the session default
-        async with conn.cursor(row_factory=dict_row) as cur:
-            # A prepared statement is exactly one statement: no "COMMIT; SET
-            # default_transaction_read_only = off; ..." smuggled in after the first.
-            await cur.execute(sql, prepare=True)  # type: ignore[arg-type]
-            rows = await cur.fetchmany(MAX_ROWS) if cur.description else []
+        rows = await _rows(conn, sql)
         if read_only:
             await conn.rollback()
         return rows
@@ -288,12 +325,22 @@ async def _one_statement(target: PostgresTarget, sql: str, timeout: float, *, re
         raise SqlError(redact(f"{target.name}: {describe_error(exc, target, dsn)}")) from None
 
 
-async def run_readonly_sql(target: PostgresTarget, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[dict[str, Any]]:
+async def run_readonly_sql(target: PostgresTarget, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S,
+                           session: Session | None = None) -> list[dict[str, Any]]:
     """One statement in a READ ONLY transaction (rolled back), bounded by statement_timeout.
 
-    Returns up to MAX_ROWS rows as dicts; raises SqlError with a short message on any failure.
+    With `session` (the cockpit's probe session, or a headless walk's), it runs on that
+    session's connection instead of a new one. Returns up to MAX_ROWS rows as dicts; raises
+    SqlError with a short message on any failure.
     """
-    return await _one_statement(target, sql, timeout, read_only=True)
+    if session is None:
+        return await _one_statement(target, sql, timeout, read_only=True)
+    try:
+        return await session.read_rows(sql, timeout)
+    except TimeoutError:
+        raise SqlError(f"{target.name}: timed out after {timeout:g}s") from None
+    except psycopg.Error as exc:
+        raise SqlError(redact(f"{target.name}: {describe_error(exc, target)}")) from None
 
 
 async def run_action_sql(target: PostgresTarget, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[dict[str, Any]]:

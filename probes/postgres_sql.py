@@ -7,6 +7,7 @@ from typing import Any
 
 from probes.result import ProbeResult, Status, grade, worst
 from probes.thresholds import Thresholds
+from probes.units import duration, duration_ms, size
 
 KIND = "postgres"
 QUERY_CHARS = 200
@@ -63,9 +64,7 @@ def _result(target: str, probe: str, status: Status, summary: str, value: float 
 
 
 def _secs(value: float | None) -> str:
-    if value is None:
-        return "?"
-    return f"{value:.0f}s" if value >= 10 else f"{value:.1f}s"
+    return duration(value, unknown="?")  # `42 s`, `2m05s`: the panes' unit system
 
 
 def _query(text: str | None) -> str:
@@ -256,11 +255,7 @@ def _replica(target: str, role: str, snap: dict[str, Any], t: dict[str, float]) 
 
 
 def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+    return size(n)
 
 
 def slow_statements(target: str, statements: list[dict[str, Any]] | None, th: Thresholds, note: str = "") -> ProbeResult:
@@ -269,5 +264,5 @@ def slow_statements(target: str, statements: list[dict[str, Any]] | None, th: Th
         return _result(target, "slow_statements", Status.OK, summary, None, {"installed": False, "statements": []})
     worst_mean = max((s["mean_ms"] for s in statements), default=0.0)
     status = grade(worst_mean, th.get("slow_statements", "mean_ms_warn"), th.get("slow_statements", "mean_ms_fail"))
-    summary = f"slowest mean {worst_mean:.1f} ms over {len(statements)} top statement(s)" if statements else "no statements recorded"
+    summary = f"slowest mean {duration_ms(worst_mean)} over {len(statements)} top statement(s)" if statements else "no statements recorded"
     return _result(target, "slow_statements", status, summary, float(worst_mean), {"installed": True, "statements": statements})

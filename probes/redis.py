@@ -253,7 +253,7 @@ async def _collect(target: RedisTarget, thresholds: Thresholds, session: Session
         "memory": lambda: _memory(target, server.info, thresholds),
         "clients": lambda: _clients(target, server.info, server.config_maxclients, thresholds),
         "queues": lambda: queues_result(target, run, rounds),
-        "memory_top": lambda: top or redis_memory.error(target.name, "not sampled"),
+        "memory_top": lambda: top or redis_memory.error(target.name, "not sampled"),  # only if wanted
     }
     return [makers[name]() for name in wanted]
 

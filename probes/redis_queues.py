@@ -1,4 +1,5 @@
-"""Job queues in Redis: finding them (Celery, RQ, Sidekiq, BullMQ, streams) and reading depth and age."""
+"""Job queues in Redis: finding them (Celery, RQ, Sidekiq, BullMQ, Dramatiq, streams) and reading
+what waits, what is delayed until when, and what is in flight, with the oldest waiting job's age."""
 
 from __future__ import annotations
 
@@ -19,47 +20,82 @@ from probes.thresholds import Thresholds
 MAX_QUEUES = 200  # a pathological keyspace must not turn one refresh into thousands of reads
 REGISTRY_COUNT = 500  # rq:queues / Sidekiq's `queues` sets name queues that may be empty right now
 STREAM_LAG_CAP = 10_000  # Redis < 7 reports no group lag: count undelivered entries, up to this
+# Celery keeps countdown/ETA tasks in the queue list itself: the oldest messages this many are
+# read to tell them apart (exact when the list is no longer; else delayed is unknown).
+CELERY_SAMPLE = 25
+DELAYED_SAMPLE = 50  # ids read to find the next due job where a delayed set is not sorted by it
+BULL_DELAY_SHIFT = 4096  # BullMQ scores delayed jobs due_ms * 0x1000 + a counter
+BULL_PRIORITY_SHIFT = 2**32  # ... and prioritized jobs priority * 2^32 + a counter
 
 Command = Callable[[Any], Any]  # queues one command on a redis-py pipeline
 # A reader yields the commands it needs next and receives their replies (one pipeline per round).
 Reader = Generator[list[Command], list[Any], None]
 
+# What a role means to the operator: waiting jobs are the backlog (the pane's total), delayed
+# jobs are due later, in-flight jobs are being worked on; a stream without groups is a log.
+WAITING, DELAYED, IN_FLIGHT, LOG = "waiting", "delayed", "in_flight", "log"
+STATES = {"queue": WAITING, "wait": WAITING, "paused": WAITING, "prioritized": WAITING, "stream": WAITING,
+          "delayed": DELAYED, "scheduled": DELAYED, "schedule": DELAYED, "retry": DELAYED,
+          "active": IN_FLIGHT, "wip": IN_FLIGHT, "reserved": IN_FLIGHT}
 
-# key pattern -> (convention, type, role; None = the pattern's last group). Only these shapes are
-# read as queues; anything else found by SCAN is ignored unless it is a stream.
+
+# key pattern -> (library, type, role; None = the pattern's last group). Only these shapes are
+# read as queues; anything else found by SCAN is ignored unless it is a stream. Not queues, so
+# not here: RQ's finished/failed/deferred/canceled registries, Sidekiq's dead set, BullMQ's
+# completed/failed/marker/events keys, Dramatiq's .msgs hashes and .XQ dead letters, kombu's
+# _kombu.binding.* sets (they name Celery's queues) and its unacked hash.
 _SHAPES: tuple[tuple[re.Pattern[str], str, str, str | None], ...] = (
     (re.compile(r"^rq:queue:([^:]+)$"), "rq", "list", "queue"),
+    (re.compile(r"^rq:(scheduled|wip):([^:]+)$"), "rq", "zset", "rq"),
     (re.compile(r"^queue:([^:]+)$"), "sidekiq", "list", "queue"),
     (re.compile(r"^(schedule|retry)$"), "sidekiq", "zset", None),
-    (re.compile(r"^bull:(.+):(wait|active)$"), "bullmq", "list", None),
-    (re.compile(r"^bull:(.+):(delayed)$"), "bullmq", "zset", None),
+    (re.compile(r"^bull:(.+):(wait|active|paused)$"), "bullmq", "list", None),
+    (re.compile(r"^bull:(.+):(delayed|prioritized)$"), "bullmq", "zset", None),
+    (re.compile(r"^dramatiq:(?!__)([^:]+)\.DQ$"), "dramatiq", "list", "delayed"),
+    (re.compile(r"^dramatiq:(?!__)(?![^:]*\.(?:msgs|XQ)$)([^:]+)$"), "dramatiq", "list", "queue"),
     (re.compile(r"^(celery)$"), "celery", "list", "queue"),
+    (re.compile(r"^(.+)\x06\x16(\d+)$", re.S), "celery", "list", "queue"),  # a priority level's list
+    (re.compile(r"^unacked_(index)$"), "celery", "zset", "reserved"),  # kombu: delivered, not acked
 )
 _BULL_MARKER = re.compile(r"^bull:(.+):(meta|id)$")  # persists while the queue's lists are empty
+_BULL_EVENTS = re.compile(r"^bull:.+:events$")  # BullMQ's event log: a stream, never a queue
 _KOMBU_BINDING = re.compile(r"^_kombu\.binding\.(.+)$")  # Celery declares every queue here
+# Celery's own broadcast exchanges: delivered by PUBLISH, no list behind them.
+_KOMBU_BROADCAST = re.compile(r"(^celeryev$|\.pidbox$)")
 
 
 @dataclass(frozen=True, slots=True)
 class Queue:
     key: str
     queue: str  # the application's name for it ("default" for rq:queue:default)
-    convention: str  # celery / rq / sidekiq / bullmq / explicit / unknown
+    convention: str  # the library: celery / rq / sidekiq / bullmq / dramatiq; explicit / unknown
     type: str  # list / zset / stream; "" when an explicit key's type is not known yet
-    role: str = "queue"  # queue / active / delayed / schedule / retry / stream
+    role: str = "queue"  # queue / wait / paused / prioritized / active / delayed / scheduled / ...
     explicit: bool = False
+
+    @property
+    def state(self) -> str:
+        return STATES.get(self.role, WAITING)
 
 
 def classify(key: str) -> list[Queue]:
     """The queues a key name stands for under the common job-queue conventions."""
     for pattern, convention, kind, role in _SHAPES:
         if m := pattern.match(key):
+            if convention == "rq" and role == "rq":
+                return [Queue(key, m[2], "rq", kind, m[1])]
+            if convention == "celery" and m.lastindex == 2:
+                return [Queue(key, f"{m[1]} (priority {m[2]})", "celery", kind, role or "queue")]
+            if role == "reserved":
+                return [Queue(key, "reserved", "celery", kind, role)]
             return [Queue(key, m[1], convention, kind, role or m[m.lastindex or 1])]
     if m := _BULL_MARKER.match(key):
         name = m[1]
         return [Queue(f"bull:{name}:wait", name, "bullmq", "list", "wait"),
+                Queue(f"bull:{name}:prioritized", name, "bullmq", "zset", "prioritized"),
                 Queue(f"bull:{name}:active", name, "bullmq", "list", "active"),
                 Queue(f"bull:{name}:delayed", name, "bullmq", "zset", "delayed")]
-    if m := _KOMBU_BINDING.match(key):
+    if (m := _KOMBU_BINDING.match(key)) and not _KOMBU_BROADCAST.search(m[1]):
         return [Queue(m[1], m[1], "celery", "list", "queue")]
     return []
 
@@ -102,18 +138,33 @@ def epoch_s(value: Any) -> float | None:
     return value / 1e6 if value > 1e14 else value / 1e3 if value > 1e11 else float(value)
 
 
-_STAMP_FIELDS = ("enqueued_at", "created_at", "timestamp", "ts")
+_STAMP_FIELDS = ("enqueued_at", "created_at", "timestamp", "ts", "message_timestamp")
 
 
-def payload_stamp(raw: Any) -> float | None:
-    """enqueued_at (Sidekiq) or a similar field of a JSON job; None when it carries none (Celery)."""
+def _json(raw: Any) -> dict[str, Any] | None:
     try:
         job = json.loads(raw)
     except (TypeError, ValueError):
         return None
-    if not isinstance(job, dict):
-        return None
+    return job if isinstance(job, dict) else None
+
+
+def payload_stamp(raw: Any) -> float | None:
+    """enqueued_at (Sidekiq), message_timestamp (Dramatiq) or a similar field of a JSON job;
+    None when it carries none (Celery)."""
+    job = _json(raw) or {}
     return next((s for f in _STAMP_FIELDS if (s := epoch_s(job.get(f))) is not None), None)
+
+
+def celery_eta(raw: Any) -> float | None:
+    """When a Celery message's countdown/ETA falls due; None for a task to run now."""
+    headers = (_json(raw) or {}).get("headers")
+    return epoch_s(headers.get("eta")) if isinstance(headers, dict) else None
+
+
+def dramatiq_eta(raw: Any) -> float | None:
+    options = (_json(raw) or {}).get("options")
+    return epoch_s(options.get("eta")) if isinstance(options, dict) else None
 
 
 def _age(now: float, stamp: float | None) -> float | None:
@@ -174,7 +225,8 @@ def discover(run: QueueRun, scan_count: int) -> Reader:
         for key in keys:
             found += classify(_text(key))
     if not isinstance(replies[1], Exception):  # Redis < 6 has no SCAN ... TYPE
-        found += [Queue(_text(k), _text(k), "unknown", "stream", "stream") for k in replies[1][1]]
+        streams = (_text(k) for k in replies[1][1])
+        found += [Queue(k, k, "unknown", "stream", "stream") for k in streams if not _BULL_EVENTS.match(k)]
     for reply, prefix in ((replies[2], ""), (replies[3], "queue:")):
         if not isinstance(reply, Exception):
             for member in reply[1]:
@@ -197,16 +249,20 @@ def read_queue(queue: Queue, run: QueueRun) -> Reader:
         kind = _text(reply) if not isinstance(reply, Exception) else "none"
         if kind in ("list", "zset", "stream"):
             run.state.types[queue.key] = kind
+    state = queue.state
+    # depth counts waiting jobs only; delayed and in-flight jobs have their own counts.
     row: dict[str, Any] = {
         "name": queue.key, "queue": queue.queue, "type": kind, "convention": queue.convention,
-        "role": queue.role, "explicit": queue.explicit, "depth": 0, "oldest_age_s": None,
-        "pending": None, "lag": None, "groups": [],
+        "library": "stream" if kind == "stream" and queue.convention in ("explicit", "unknown") else queue.convention,
+        "role": "stream" if kind == "stream" else queue.role, "state": state, "explicit": queue.explicit,
+        "depth": 0, "oldest_age_s": None, "delayed": 0 if state == DELAYED else None, "next_due_in_s": None,
+        "in_flight": 0 if state == IN_FLIGHT else None, "pending": None, "lag": None, "groups": [],
     }
-    if kind == "stream":
-        row["role"] = "stream"
-    if kind == "none":  # an empty list does not exist in Redis: depth 0 is a fact here
+    if kind == "none":  # an empty list does not exist in Redis: nothing waits, a fact
         row["type"] = run.state.types.get(queue.key, "none")
-        row["oldest_age_s"] = None if queue.convention == "celery" else 0.0
+        row["oldest_age_s"] = None if queue.convention == "celery" or state != WAITING else 0.0
+        if queue.convention == "celery" and state == WAITING:
+            row["delayed"] = 0
     elif kind == "list":
         yield from _read_list(queue, row, run)
     elif kind == "zset":
@@ -223,26 +279,68 @@ def read_queue(queue: Queue, run: QueueRun) -> Reader:
     run.rows[queue.key] = row
 
 
+def _failed(row: dict[str, Any], reply: Any) -> bool:
+    if isinstance(reply, ResponseError):
+        row["wrongtype"], row["error"] = "WRONGTYPE" in str(reply), str(reply)[:120]
+        return True
+    return isinstance(reply, Exception)
+
+
+def _count(row: dict[str, Any], state: str, n: int) -> None:
+    row["depth" if state == WAITING else "delayed" if state == DELAYED else "in_flight"] = n
+
+
 def _read_list(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
-    depth, first, last = yield [lambda p: p.llen(queue.key), lambda p: p.lindex(queue.key, 0), lambda p: p.lindex(queue.key, -1)]
-    if isinstance(depth, ResponseError):
-        row["wrongtype"], row["error"] = "WRONGTYPE" in str(depth), str(depth)[:120]
+    key, library, state = queue.key, queue.convention, queue.state
+    if library == "celery":
+        depth, oldest = yield [lambda p: p.llen(key), lambda p: p.lrange(key, -CELERY_SAMPLE, -1)]
+    elif library == "dramatiq" and state == DELAYED:
+        depth, oldest = yield [lambda p: p.llen(key), lambda p: p.lrange(key, 0, DELAYED_SAMPLE - 1)]
+    else:
+        depth, first, last = yield [lambda p: p.llen(key), lambda p: p.lindex(key, 0), lambda p: p.lindex(key, -1)]
+    if _failed(row, depth):
         return
-    row["depth"] = depth
-    if queue.convention == "celery" or queue.role == "active":
-        return  # Celery messages carry no enqueue time: unknown, never a false 0
-    # RQ pushes right and pops left (oldest at 0); Sidekiq, Celery and BullMQ push left, pop right.
-    head = first if queue.convention == "rq" else last
+    _count(row, state, depth)
+    if state == IN_FLIGHT:
+        return
+    if library == "celery":
+        # Celery messages carry no enqueue time: the oldest age is unknown, never a false 0.
+        if isinstance(oldest, Exception):
+            row["delayed"] = None
+            return
+        etas = [eta for raw in oldest if (eta := celery_eta(raw)) is not None and eta > run.now]
+        if depth <= CELERY_SAMPLE:  # every message read: exact
+            row["depth"], row["delayed"] = depth - len(etas), len(etas)
+            row["next_due_in_s"] = round(min(etas) - run.now, 3) if etas else None
+        else:  # some ETA tasks may hide among the unread: counted as waiting, delayed unknown
+            row["delayed"], row["delayed_seen"] = None, len(etas)
+        return
+    if library == "dramatiq" and state == DELAYED:
+        if depth and not isinstance(oldest, Exception) and oldest:
+            ids = [_text(i) for i in oldest]
+            (bodies,) = yield [lambda p: p.hmget(f"{key}.msgs", ids)]
+            etas = [] if isinstance(bodies, Exception) else [dramatiq_eta(b) for b in bodies]
+            if depth <= DELAYED_SAMPLE and etas and None not in etas:
+                row["next_due_in_s"] = round(min(e for e in etas if e is not None) - run.now, 3)
+                row["oldest_age_s"] = _age(run.now, min(e for e in etas if e is not None))  # overdue
+        return
     if not depth:
-        row["oldest_age_s"] = 0.0  # nothing waits: a measured 0
+        if state == WAITING:
+            row["oldest_age_s"] = 0.0  # nothing waits: a measured 0
         return
+    # RQ and Dramatiq push right and pop left (oldest at 0); Sidekiq and BullMQ push left, pop right.
+    head = first if library in ("rq", "dramatiq") else last
     if isinstance(head, Exception) or head is None:
         return
-    if queue.convention in ("rq", "bullmq"):
-        job = f"rq:job:{_text(head)}" if queue.convention == "rq" else f"bull:{queue.queue}:{_text(head)}"
-        fields = ["enqueued_at", "created_at"] if queue.convention == "rq" else ["timestamp"]
+    if library in ("rq", "bullmq", "dramatiq"):
+        job = {"rq": f"rq:job:{_text(head)}", "bullmq": f"bull:{queue.queue}:{_text(head)}",
+               "dramatiq": f"dramatiq:{queue.queue}.msgs"}[library]
+        fields = {"rq": ["enqueued_at", "created_at"], "bullmq": ["timestamp"], "dramatiq": [_text(head)]}[library]
         (values,) = yield [lambda p: p.hmget(job, fields)]
         if not isinstance(values, Exception):
+            if library == "dramatiq":
+                values = [payload_stamp(values[0])] if values and values[0] else []
+            # A job hash that is gone (expired, deleted) leaves the age unknown, never 0.
             row["oldest_age_s"] = _age(run.now, next((s for v in values if (s := epoch_s(v))), None))
     else:
         stamps = [s for s in (payload_stamp(first), payload_stamp(last)) if s is not None]
@@ -250,30 +348,45 @@ def _read_list(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
 
 
 def _read_zset(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
-    depth, lowest = yield [lambda p: p.zcard(queue.key), lambda p: p.zrange(queue.key, 0, 0, withscores=True)]
-    if isinstance(depth, ResponseError):
-        row["wrongtype"], row["error"] = "WRONGTYPE" in str(depth), str(depth)[:120]
+    key, state = queue.key, queue.state
+    prioritized = queue.role == "prioritized"
+    last = DELAYED_SAMPLE - 1 if prioritized else 0
+    depth, lowest = yield [lambda p: p.zcard(key), lambda p: p.zrange(key, 0, last, withscores=True)]
+    if _failed(row, depth):
         return
-    row["depth"] = depth
-    if not depth:
-        row["oldest_age_s"] = 0.0
-    elif not isinstance(lowest, Exception) and lowest:
-        score = float(lowest[0][1])
-        # Members are scored by when they are due; BullMQ packs ms * 4096 + a counter.
-        due = score / 4096 / 1000 if queue.convention == "bullmq" and score > 1e15 else epoch_s(score)
-        if due is not None:
-            row["due_in_s"] = round(due - run.now, 3)
-            row["oldest_age_s"] = _age(run.now, due)  # overdue seconds: 0 while nothing is due yet
+    _count(row, state, depth)
+    if not depth or isinstance(lowest, Exception) or not lowest:
+        if state == WAITING:
+            row["oldest_age_s"] = 0.0 if not depth else None
+        return
+    if prioritized:
+        # Scored by priority, then by a counter that grows with each job: the oldest job has
+        # the lowest counter, known only when every member was read.
+        if depth > DELAYED_SAMPLE:
+            return
+        oldest = min(lowest, key=lambda m: float(m[1]) % BULL_PRIORITY_SHIFT)[0]
+        (values,) = yield [lambda p: p.hmget(f"bull:{queue.queue}:{_text(oldest)}", ["timestamp"])]
+        if not isinstance(values, Exception):
+            row["oldest_age_s"] = _age(run.now, epoch_s(values[0]))
+        return
+    score = float(lowest[0][1])
+    if state == IN_FLIGHT:
+        return
+    # Members are scored by when they are due (epoch s); BullMQ packs ms * 4096 + a counter.
+    due = score / BULL_DELAY_SHIFT / 1000 if queue.convention == "bullmq" and score > 1e15 else epoch_s(score)
+    if due is not None:
+        row["next_due_in_s"] = round(due - run.now, 3)
+        row["oldest_age_s"] = _age(run.now, due)  # overdue seconds: 0 while nothing is due yet
 
 
 def _read_stream(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
     length, groups, info = yield [lambda p: p.xlen(queue.key), lambda p: p.xinfo_groups(queue.key), lambda p: p.xinfo_stream(queue.key)]
-    if isinstance(length, ResponseError):
-        row["wrongtype"], row["error"] = "WRONGTYPE" in str(length), str(length)[:120]
+    if _failed(row, length):
         return
     row["length"] = row["depth"] = length
     if isinstance(groups, Exception) or not groups:
-        return  # no consumer group: a log, not a queue; nothing is waiting on anyone
+        row["state"] = LOG  # no consumer group: a log, not a queue; nothing is waiting on anyone
+        return
     last_id = info.get("last-generated-id") if isinstance(info, dict) else None
     commands: list[Command] = []
     for g in groups:
@@ -287,24 +400,29 @@ def _read_stream(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
     rows, ages = [], []
     for i, g in enumerate(groups):
         pending, after = replies[2 * i], replies[2 * i + 1]
-        lag = g.get("lag")
+        lag, at_least = g.get("lag"), False
         if g["last-delivered-id"] == last_id:
             lag, after = 0, []
         elif lag is None and not isinstance(after, Exception):
             lag = len(after)  # Redis < 7: count what was never delivered (capped)
+            at_least = lag >= STREAM_LAG_CAP
         oldest = [_stream_ms(pending.get("min")) if isinstance(pending, dict) else None,
                   _stream_ms(after[0][0]) if after and not isinstance(after, Exception) else None]
         known = [s for s in oldest if s is not None]
-        age = _age(run.server_now, min(known)) if known else 0.0  # nothing waiting: truly 0
+        waiting = (g.get("pending") or 0) + (lag or 0)
+        # Nothing waiting: truly 0; something waiting whose id we could not read: unknown.
+        age = _age(run.server_now, min(known)) if known else (0.0 if waiting == 0 and lag is not None else None)
         ages.append(age)
         rows.append({"name": _text(g["name"]), "consumers": g.get("consumers"), "pending": g.get("pending"),
-                     "lag": lag, "last_delivered_id": _text(g["last-delivered-id"]), "oldest_age_s": age})
+                     "lag": None if at_least else lag, "lag_at_least": lag if at_least else None,
+                     "last_delivered_id": _text(g["last-delivered-id"]), "oldest_age_s": age})
     row["groups"] = rows
-    row["pending"] = sum(r["pending"] or 0 for r in rows)
+    row["pending"] = row["in_flight"] = sum(r["pending"] or 0 for r in rows)
     lags = [r["lag"] for r in rows if r["lag"] is not None]
-    row["lag"] = max(lags) if lags else None
+    row["lag"] = max(lags) if lags and len(lags) == len(rows) else None
     # What waits on the slowest group is the stream's backlog, not XLEN (acked entries stay).
-    row["depth"] = max((r["pending"] or 0) + (r["lag"] or 0) for r in rows)
+    row["depth"] = max((r["pending"] or 0) + (r["lag"] if r["lag"] is not None else r["lag_at_least"] or 0) for r in rows)
+    row["depth_at_least"] = any(r["lag_at_least"] for r in rows)
     row["oldest_age_s"] = max((a for a in ages if a is not None), default=None)
 
 
@@ -313,24 +431,29 @@ def queues_result(target: RedisTarget, run: QueueRun, rounds: int) -> ProbeResul
     rows = [run.rows[k] for k in run.scheduled if k in run.rows]
     issues: list[tuple[Status, str]] = []
     for row in rows:
-        # Scheduled/delayed work and jobs in progress are not a backlog; only their lateness is.
-        graded = row["type"] in ("list", "stream") and row["role"] != "active" and not (row["type"] == "stream" and not row["groups"])
+        # Delayed work and jobs in progress are not a backlog; only their lateness is.
+        graded = row["state"] == WAITING
         depth_status = grade(row["depth"], limits["depth_warn"], limits["depth_fail"]) if graded else Status.OK
-        age_status = grade(row["oldest_age_s"], limits["age_s_warn"], limits["age_s_fail"])
+        age_status = grade(row["oldest_age_s"], limits["age_s_warn"], limits["age_s_fail"]) if row["state"] in (WAITING, DELAYED) else Status.OK
         row["status"] = str(worst((depth_status, age_status, Status.WARN if row.get("error") else Status.OK)))
         if row["status"] != "ok":
             age = f", oldest {row['oldest_age_s']:.0f} s" if row["oldest_age_s"] is not None else ""
-            issues.append((Status(row["status"]), row.get("error") or f"{row['name']} depth {row['depth']}{age}"))
-    total = sum(r["depth"] for r in rows)
+            if row["state"] == DELAYED:
+                text = f"{row['name']} {row['delayed']} delayed, overdue {row['oldest_age_s']:.0f} s"
+            else:
+                text = f"{row['name']} depth {row['depth']}{age}"
+            issues.append((Status(row["status"]), row.get("error") or text))
+    total = sum(r["depth"] for r in rows if r["state"] == WAITING)  # waiting jobs only
+    delayed = sum(r["delayed"] or 0 for r in rows)
     status = worst(s for s, _ in issues)
     issues.sort(key=lambda i: -i[0].rank)
     if issues:
         more = f" (+{len(issues) - 2} more)" if len(issues) > 2 else ""
         summary = f"{target.name}: " + "; ".join(text for _, text in issues[:2]) + more
     elif rows:
-        summary = f"{target.name}: {len(rows)} queues, {total} waiting"
+        summary = f"{target.name}: {len(rows)} queues, {total} waiting" + (f", {delayed} delayed" if delayed else "")
     else:
         summary = f"{target.name}: no queues configured or discovered"
-    data = {"queues": rows, "scanned": run.scanned, "scan_count": target.scan_count, "scan_pass_complete": run.pass_complete,
-            "truncated": len(run.scheduled) >= MAX_QUEUES, "round_trips": rounds}
+    data = {"queues": rows, "waiting": total, "delayed": delayed, "scanned": run.scanned, "scan_count": target.scan_count,
+            "scan_pass_complete": run.pass_complete, "truncated": len(run.scheduled) >= MAX_QUEUES, "round_trips": rounds}
     return ProbeResult(target.name, "redis", "queues", status, summary, value=total, data=data)

@@ -1,8 +1,8 @@
 """Which probes exist for which kind of target, and running all of an environment's at once.
 
-Every backend module (`probes/postgres.py`, `redis.py`, `http.py`, `docker.py`) offers:
+Every backend module (`probes/postgres.py`, `redis.py`, `http.py`, `docker.py`, `dns.py`, `tcp.py`) offers:
 
-- `KIND`: "postgres" / "redis" / "http" / "docker";
+- `KIND`: "postgres" / "redis" / "http" / "docker" / "dns" / "tcp";
 - `PROBES`: the probe names it can produce;
 - `async collect(target, thresholds, *, timeout, session=None) -> list[ProbeResult]`:
   every probe of that target in as few round trips as the backend allows; never raises;
@@ -28,6 +28,10 @@ BACKENDS = {
     "redis": "probes.redis",
     "http": "probes.http",
     "docker": "probes.docker",
+    "dns": "probes.dns",
+    "tcp": "probes.tcp",
+    "prometheus": "probes.prometheus",
+    "alertmanager": "probes.alertmanager",
 }
 
 
@@ -40,6 +44,11 @@ def targets(env: Environment) -> list[tuple[str, Any]]:
     pairs: list[tuple[str, Any]] = [("http", t) for t in env.http]
     pairs += [("postgres", t) for t in env.postgres]
     pairs += [("redis", t) for t in env.redis]
+    pairs += [("dns", t) for t in env.dns]
+    pairs += [("tcp", t) for t in env.tcp]
+    # Servers that watch the fleet (probes/config_sources.py), read over their HTTP APIs.
+    pairs += [("prometheus", t) for t in env.prometheus]
+    pairs += [("alertmanager", t) for t in env.alertmanager]
     if env.docker:
         pairs.append(("docker", env.docker))
     return pairs

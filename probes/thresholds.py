@@ -26,6 +26,9 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "queues": {"depth_warn": 100.0, "depth_fail": 1000.0, "age_s_warn": 60.0, "age_s_fail": 300.0},
     # HTTP (latency thresholds may also be set per endpoint)
     "http": {"latency_ms_warn": 500.0, "latency_ms_fail": 2000.0, "cert_days_warn": 21.0, "cert_days_fail": 7.0},
+    # DNS and TCP (also per target: latency_warn_ms / connect_warn_ms ...)
+    "dns": {"latency_warn_ms": 200.0, "latency_fail_ms": 1000.0},
+    "tcp": {"connect_warn_ms": 200.0, "connect_fail_ms": 1000.0},
     # Docker
     # restarts_fail counts while the container has been up less than restart_window_s: old
     # restarts of a container that has run fine since are history (warn), not a crash loop.

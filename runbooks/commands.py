@@ -7,6 +7,8 @@ from itertools import islice
 from typing import Any
 
 from probes.config import DockerTarget, Environment, HttpTarget, PostgresTarget, RedisTarget
+from probes.config_net import DnsTarget, TcpTarget
+from probes.config_sources import AlertmanagerTarget, PrometheusTarget
 from probes.secrets import MASK, mask_url
 from runbooks.classify import (
     MAX_LOG_LINES,
@@ -19,11 +21,15 @@ from runbooks.classify import (
 from runbooks.reply_text import reply_text
 
 KINDS = {PostgresTarget: "postgres", RedisTarget: "redis", HttpTarget: "http", DockerTarget: "docker"}
+KINDS.update({PrometheusTarget: "prometheus", AlertmanagerTarget: "alertmanager"})
+KINDS.update({DnsTarget: "dns", TcpTarget: "tcp"})
 
 
 def find_target(env: Environment, name: str, kind: str) -> tuple[str, Any]:
     """(kind, target) of a config target; LookupError naming the environment's targets."""
     candidates: list[Any] = [*env.postgres, *env.redis, *env.http, *([env.docker] if env.docker else [])]
+    candidates += [*env.prometheus, *env.alertmanager]
+    candidates += [*env.dns, *env.tcp]
     target = next((t for t in candidates if t.name == name), None)
     if target is None:
         known = ", ".join(env.target_names()) or "none"
@@ -39,8 +45,12 @@ def target_address(target: Any) -> str:
         return target.address
     if isinstance(target, RedisTarget):
         return target.display_url
-    if isinstance(target, HttpTarget):
+    if isinstance(target, HttpTarget | PrometheusTarget | AlertmanagerTarget):
         return mask_url(target.url)
+    if isinstance(target, DnsTarget):
+        return f"{target.host} {target.type} @ {target.display_server}"
+    if isinstance(target, TcpTarget):
+        return target.address
     return mask_url(target.base_url)
 
 

@@ -340,7 +340,48 @@ TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: '²'.isdigit() is true, int('²') fails
 _INT_LIMIT = 2**63  # pids, counts, offsets: a 64-bit signed integer
-FILTERS = ("int", "name")
+FILTERS = ("int", "name", "pids")
+MAX_PIDS = 1000  # the sessions one action may name: what a step lists, never a whole server
+_PID_LIMIT = 2**31  # a backend pid is a PostgreSQL int4
+
+
+class NothingToDo(EvalError):
+    """An action's template found an empty list to act on: the action is refused, not run."""
+
+
+def _pid(item: Any, source: str) -> int:
+    if isinstance(item, str) and _DIGITS.fullmatch(item):
+        item = int(item)
+    if isinstance(item, bool) or not isinstance(item, int) or not 0 < item < _PID_LIMIT:
+        raise EvalError(f"{source}: {_shown(item)} is not a backend pid")
+    return item
+
+
+def _pids(value: Any, source: str) -> str:
+    """`{{ rows | pids }}`: the pids a step listed, as `4711, 4712` (for `ARRAY[...]`).
+
+    Takes a list of pids, or of rows / sessions carrying a `pid` or a `pids` list (a mapping
+    alone counts as a list of one). Only positive 32-bit integers pass; an empty list refuses
+    the action (NothingToDo) instead of filling in an empty array."""
+    items = [value] if isinstance(value, Mapping) else value
+    if not isinstance(items, (list, tuple)):
+        raise EvalError(f"{source}: expected a list of sessions or pids, got {_shown(value)}")
+    found: list[int] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            inner = item.get("pids") if "pids" in item else [item.get("pid")]
+            if inner is None:  # array_agg over no row is NULL: nothing listed there
+                continue
+            if not isinstance(inner, (list, tuple)):
+                raise EvalError(f"{source}: expected a list of pids, got {_shown(inner)}")
+            found.extend(_pid(p, source) for p in inner)
+        else:
+            found.append(_pid(item, source))
+        if len(found) > MAX_PIDS:
+            raise EvalError(f"{source}: more than {MAX_PIDS} sessions; narrow the step that lists them")
+    if not found:
+        raise NothingToDo("nothing to do: the previous step found no sessions")
+    return ", ".join(str(p) for p in dict.fromkeys(found))
 
 
 def _shown(value: Any) -> str:
@@ -365,19 +406,22 @@ def template_fields(text: str) -> list[Field]:
         expr, _, flt = match.group(1).partition("|")
         flt = flt.strip() or "int"
         if flt not in FILTERS:
-            raise ConditionError(f"{match.group(0)}: unknown filter {flt!r} (use int or name)")
+            raise ConditionError(f"{match.group(0)}: unknown filter {flt!r} (use int, name or pids)")
         fields.append(Field(match.group(0), compile_condition(expr), flt))
     return fields
 
 
 def render(text: str, names: Mapping[str, Any]) -> str:
-    """Fill a template; every value is validated (int, or a safe name). EvalError otherwise."""
+    """Fill a template; every value is validated (int, a safe name, or a list of pids). EvalError
+    otherwise (NothingToDo when a `pids` list is empty)."""
     out, last = [], 0
     for match, field in zip(TEMPLATE.finditer(text), template_fields(text), strict=True):
         value = field.condition.evaluate(names)
         if value is None:
             raise EvalError(f"{field.source}: no value yet (has the step it reads run and found it?)")
-        if field.filter == "int":
+        if field.filter == "pids":
+            rendered = _pids(value, field.source)
+        elif field.filter == "int":
             if isinstance(value, str) and _DIGITS.fullmatch(value):
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):

@@ -184,6 +184,14 @@ class Journal:
         if text:
             self.record(incident_id, "run", status="closed", summary=f"incident closed: {text}")
 
+    def reopen_incident(self, incident_id: int) -> None:
+        """`--resume` of a closed incident: open again (its old resolution stays in the timeline)."""
+        incident = self.incident(incident_id)
+        if incident is not None and not incident.open:
+            self.db.execute("UPDATE incidents SET status = 'open', ended_at = NULL, resolution = '' WHERE id = ?", (incident_id,))
+            self.record(incident_id, "run", status="reopened", summary=f"incident reopened (was {incident.status}"
+                        f"{': ' + incident.resolution if incident.resolution else ''})")
+
     def open_incident(self, env: str) -> Incident | None:
         """The environment's newest incident still open (the cockpit joins it instead of
         opening another one for the same alarms)."""

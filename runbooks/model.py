@@ -18,7 +18,7 @@ PROBE_KINDS: dict[str, str] = {
     "connections": "postgres", "locks": "postgres", "replication": "postgres",
     "long_queries": "postgres", "idle_in_transaction": "postgres", "slow_statements": "postgres",
     "ping": "redis", "memory": "redis", "clients": "redis", "queues": "redis", "memory_top": "redis",
-    "http": "http", "containers": "docker",
+    "http": "http", "containers": "docker", "dns": "dns", "tcp": "tcp",
 }
 # The backend kind a command block needs its target to be.
 BLOCK_KINDS = {"sql": "postgres", "redis": "redis", "docker": "docker"}

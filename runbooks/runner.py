@@ -134,7 +134,7 @@ def _fill(step: Step, context: RunContext) -> str:
     return render(step.command, context.names()) if "{{" in step.command else step.command
 
 
-_TARGET_WORDS = {"postgres": "PostgreSQL", "redis": "Redis", "http": "HTTP", "docker": "Docker"}
+_TARGET_WORDS = {"postgres": "PostgreSQL", "redis": "Redis", "http": "HTTP", "docker": "Docker", "dns": "DNS", "tcp": "TCP"}
 
 
 def not_applicable(step: Step, env: Environment) -> str:

@@ -89,6 +89,7 @@ def build_parser(commands: bool = True) -> argparse.ArgumentParser:
     up.add_argument("--dir", type=Path, required=True, help="folder for its data, logs and warroom.toml")
     up.add_argument("--scenario", action="append", default=[], metavar="NAME", help="inject this fault once ready (repeatable)")
     up.add_argument("--no-docker", action="store_true", help="do not start containers even if an engine is reachable")
+    up.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus and Alertmanager even if installed")
     # For `warroom demo`: stop when its pipe on our stdin closes; the folder is its temporary one.
     up.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)
     up.add_argument("--temporary", action="store_true", help=argparse.SUPPRESS)

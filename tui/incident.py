@@ -308,6 +308,7 @@ class IncidentLog:
         last = journal.last_incident() if journal is not None else None
         if last is not None:
             self.incident_id = last.id
+            journal.reopen_incident(last.id)  # resuming a closed incident opens it again
             self._events = journal.events(last.id)
         return last
 

@@ -18,7 +18,7 @@ from probes.result import ProbeResult, Status
 
 # `primary: TypeError: ...`: an unexpected exception inside warroom (guarded() and the
 # scheduler print a Python exception's name only for what they did not expect).
-_OWN = re.compile(r"^[^:]*: [A-Z][A-Za-z]*(Error|Exception)\b")
+_OWN = re.compile(r"^[^:]*: [A-Z][A-Za-z]*(Error|Exception): ")
 
 
 def own_error(result: ProbeResult) -> bool:

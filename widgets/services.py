@@ -1,4 +1,4 @@
-"""The Services pane: HTTP endpoints and Docker containers at a glance."""
+"""The Services pane: HTTP endpoints, DNS questions, TCP ports and Docker containers at a glance."""
 
 from __future__ import annotations
 
@@ -31,6 +31,35 @@ def endpoint_line(reading: Reading, p95: float | None) -> Text:
     return line
 
 
+def dns_line(reading: Reading) -> Text:
+    """`● api-dns  A api.sandbox.test  NOERROR  2.6 ms`: the question, the answer's rcode, its time."""
+    data = reading.result.data
+    line = headline(reading)
+    line.append(f"  {data.get('type', '?')} {data.get('host', '?')}", style="dim")
+    if reading.result.status.value == "error" and not reading.stale:
+        line.append(f"  {reading.result.summary.removeprefix(f'{reading.result.target}: ')}")
+        return line
+    rcode = str(data.get("rcode") or "---")
+    line.append(f"  {rcode}", style="" if rcode == "NOERROR" else DOT_STYLE["fail"])
+    if data.get("query_ms") is not None:
+        line.append(f"  {duration_ms(data['query_ms'])}")
+    if data.get("expect_ok") is False:  # what it resolved to instead: the finding
+        line.append(f"  → {', '.join(data.get('values') or ()) or 'nothing'}", style=DOT_STYLE["fail"])
+    return line
+
+
+def tcp_line(reading: Reading) -> Text:
+    """`● search  127.0.0.1:9200  1.0 ms`, or why it did not connect."""
+    data = reading.result.data
+    line = headline(reading)
+    line.append(f"  {data.get('address', '?')}", style="dim")
+    if reading.result.status.value == "error" and not reading.stale:
+        line.append(f"  {reading.result.summary.removeprefix(f'{reading.result.target}: ')}")
+        return line
+    line.append(f"  {duration_ms(data.get('connect_ms'))}")
+    return line
+
+
 def container_state(container: dict[str, Any]) -> str:
     """The probe's verdict on one container; one that is not running and not failing (created,
     exited with 0) is shown as idle, not as a fault."""
@@ -56,12 +85,13 @@ def container_line(container: dict[str, Any], state: str) -> Text:
 
 
 class ServicesPane(Pane):
-    """HTTP endpoints (status, last and p95 latency) and containers (state, health, restarts)."""
+    """HTTP endpoints (status, last and p95 latency), DNS questions (rcode, time), TCP ports
+    (connect time) and containers (state, health, restarts)."""
 
     TITLE = "Services"
-    PROBES = ("http", "containers")
-    KINDS = ("http", "docker")
-    EMPTY = "no HTTP endpoints or Docker engine configured"
+    PROBES = ("http", "dns", "tcp", "containers")
+    KINDS = ("http", "dns", "tcp", "docker")
+    EMPTY = "no HTTP endpoints, DNS or TCP checks or Docker engine configured"
     DETAIL = "services"
 
     def show(self) -> None:
@@ -71,6 +101,10 @@ class ServicesPane(Pane):
             p95 = self.store.percentile(reading.result.key, 95)
             lines[f"http-{reading.result.target}"] = endpoint_line(reading, p95)
             states.append(reading.state)
+        for probe, line_of in (("dns", dns_line), ("tcp", tcp_line)):
+            for reading in self.store.readings(probe):
+                lines[f"{probe}-{reading.result.target}"] = line_of(reading)
+                states.append(reading.state)
         for reading in self.store.readings("containers"):
             states.append(reading.state)
             containers = reading.result.data.get("containers") or []
@@ -89,4 +123,5 @@ class ServicesPane(Pane):
         self.set_empty(None if lines else self.empty_text(bool(states)))
         bad = sum(s != "ok" for s in states)
         summary = f"{len(states) - bad}/{len(states)} ok" if states else ""
-        self.set_summary(worst_state(states), summary, [*self.store.readings("http"), *self.store.readings("containers")])
+        readings = [r for probe in self.PROBES for r in self.store.readings(probe)]
+        self.set_summary(worst_state(states), summary, readings)

@@ -231,3 +231,17 @@ def _statements(draw: st.DrawFn) -> str:
 @given(_statements())
 def test_libpg_query_agrees_on_generated_statements(sql: str) -> None:
     assert _oracle_disagrees(sql) is None, sql
+
+
+def test_allow_listed_names_are_pg_catalog_functions_and_types(sandbox) -> None:  # noqa: ANN001
+    """An allow-listed name that PostgreSQL does not have in pg_catalog would resolve to a
+    site's own function of that name: every entry must exist there (syntax excepted)."""
+    import psycopg
+
+    with psycopg.connect(sandbox.env.postgres_named("primary").dsn) as conn:
+        functions = {r[0] for r in conn.execute(
+            "SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace")}
+        types = {r[0] for r in conn.execute(
+            "SELECT typname FROM pg_type WHERE typnamespace = 'pg_catalog'::regnamespace")}
+    assert set(FUNCTIONS) - SYNTAX_FUNCTIONS - functions == set()
+    assert TYPES - TYPE_KEYWORDS - types == set()

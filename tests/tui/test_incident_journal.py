@@ -149,3 +149,17 @@ def test_journal_close_bad_input_is_one_message_and_status_2(data_dir: Path) -> 
         assert "Traceback" not in result.stderr
     listed = warroom("journal", "list")
     assert listed.returncode == 0 and "open" in listed.stdout and "api down" in listed.stdout
+
+
+async def test_resume_reopens_a_closed_incident(data_dir: Path) -> None:
+    with Journal() as journal:
+        incident_id = journal.start_incident("sandbox", ["lock-contention"], title="writes hang")
+        journal.close_incident(incident_id, "resolved", "too early")
+    app = incident_app(resume=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.incident is not None and app.incident.incident_id == incident_id, what="the resumed incident")
+    with Journal() as journal:
+        incident = journal.incident(incident_id)
+        events = journal.events(incident_id)
+    assert incident is not None and incident.open and incident.resolution == ""
+    assert any(e.status == "reopened" and "too early" in e.summary for e in events)

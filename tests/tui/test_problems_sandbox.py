@@ -56,11 +56,9 @@ async def test_latency_spike_reads_slow_with_its_time_and_never_timed_out(sandbo
 
         await asyncio.to_thread(sandbox.inject, "latency-spike")
         try:
-            injected = time.monotonic()
             slow = re.compile(r"problems?: (.*; )?api slow 1\.\d s")
             # The first slow answer (up to 1.5 s) within three refreshes.
             assert await until(pilot, lambda: bool(slow.search(header(app))), 3 * REFRESH_S + 1.5 + SLACK_S, watch), header(app)
-            shown_after = time.monotonic() - injected
             reading = app.store.reading(API)
             assert reading is not None and reading.latest.status in (Status.FAIL, Status.WARN), reading
             assert reading.latest.value is not None and reading.latest.value >= 1000, reading.latest
@@ -76,7 +74,6 @@ async def test_latency_spike_reads_slow_with_its_time_and_never_timed_out(sandbo
         assert not [s for s in seen if "timed out" in s or "no data yet" in s], [
             line for s in seen for line in s.splitlines() if "timed out" in line or "no data yet" in line
         ]  # ...nor the words for one
-        assert shown_after < 3 * REFRESH_S + 1.5 + SLACK_S
         await all_ok(pilot, app)
 
 

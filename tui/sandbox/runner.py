@@ -19,7 +19,7 @@ from tui.sandbox.scenarios import SCENARIOS, owner, unknown
 from tui.sandbox.tomlwrite import dumps
 
 ENV_NAME = "sandbox"
-COMPONENT_MODULES = ("postgres", "redis", "http", "docker")
+COMPONENT_MODULES = ("postgres", "redis", "http", "dns", "docker")
 
 
 def _component_class(name: str) -> type[Component]:
@@ -60,8 +60,9 @@ def merge_config(fragments: list[dict[str, Any]], refresh_s: float) -> dict[str,
 class Sandbox:
     """The running sandbox: its components, their scenarios and the control socket."""
 
-    def __init__(self, directory: Path, *, docker: bool = True, guard: Guard | None = None) -> None:
+    def __init__(self, directory: Path, *, docker: bool = True, guard: Guard | None = None, prometheus: bool = True) -> None:
         self.dir = directory.resolve()
+        self.prometheus = prometheus
         self.dir.mkdir(parents=True, exist_ok=True)
         self.components: dict[str, Component] = {}
         self.docker = docker
@@ -94,9 +95,21 @@ class Sandbox:
             await self.stop()
             lines = [f"{c.name}: {r}" for c, r in failures]
             raise SandboxError("could not start the sandbox:\n  " + "\n  ".join(lines))
+        fragments = [c.config() for c in started]
+        if self.prometheus:  # after the others: it watches what they started
+            from tui.sandbox.prometheus import watch
+
+            try:
+                watcher = await watch(self.dir, self.guard, fragments)
+            except BaseException:
+                await self.stop()
+                raise
+            if watcher is not None:
+                self.components[watcher.name] = watcher
+                fragments.append(watcher.config())
         self.config_path.write_text(
             "# Written by `warroom sandbox up`; describes the running local sandbox.\n"
-            + dumps(merge_config([c.config() for c in started], refresh_s=1.0)),
+            + dumps(merge_config(fragments, refresh_s=1.0)),
             encoding="utf-8",
         )
         self._write_state()
@@ -227,6 +240,7 @@ async def run(
     ready: asyncio.Event | None = None,
     stop_on_eof: bool = False,
     temporary: bool = False,
+    prometheus: bool = True,
 ) -> int:
     for scenario in scenarios:
         if scenario not in SCENARIOS:
@@ -252,7 +266,7 @@ async def run(
         guard.path(directory / name)
     if temporary:
         guard.path(directory)
-    sandbox = Sandbox(directory, docker=docker, guard=guard)
+    sandbox = Sandbox(directory, docker=docker, guard=guard, prometheus=prometheus)
     started = time.perf_counter()
     try:
         await sandbox.start()
@@ -280,7 +294,9 @@ def main(args: Any) -> int:
     warnings_to(Path(args.dir) / "warnings.log")
     stop_on_eof, temporary = getattr(args, "stop_on_eof", False), getattr(args, "temporary", False)
     try:
-        return asyncio.run(run(args.dir, args.scenario, docker=not args.no_docker, stop_on_eof=stop_on_eof, temporary=temporary))
+        prometheus = not getattr(args, "no_prometheus", False)
+        return asyncio.run(run(args.dir, args.scenario, docker=not args.no_docker, stop_on_eof=stop_on_eof, temporary=temporary,
+                               prometheus=prometheus))
     except SandboxError as exc:
         if "unknown scenario" in str(exc):
             raise UsageError(str(exc)) from None

@@ -14,6 +14,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "error-spike": ("http", "the api service answers 5xx"),
     "service-down": ("http", "the payments service stops listening (connection refused)"),
     "dependency-outage": ("http", "the external status page reports a major outage"),
+    "dns-failure": ("dns", "the name server answers SERVFAIL, then slowly (1.5 s)"),
     "container-crashloop": ("docker", "one container keeps restarting, another turns unhealthy"),
 }
 

@@ -141,10 +141,10 @@ class QueuesDetail(ChartDetail):
             if top is None:
                 lines.append(f"{line} · biggest keys: not sampled yet")
                 continue
-            if top.latest.status.value == "error":
-                lines.append(f"{line} · {top.latest.summary}")
             t = top.result.data
-            if top.latest.status.value != "error" and "keys_sampled" in t:
+            if top.latest.status.value == "error" or "keys_sampled" not in t:
+                lines.append(f"{line} · {top.latest.summary.removeprefix(f'{target}: ')}")
+            else:
                 age = f", {format_age(t.get('age_s'))} ago" if t.get("age_s") else ""
                 of = f" of {count(t.get('dbsize'))}" if t.get("dbsize") is not None else ""
                 lines.append(f"{line} · biggest of {count(t.get('keys_sampled'))}{of} keys sampled "
