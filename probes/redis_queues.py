@@ -420,8 +420,9 @@ def _read_stream(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
     row["pending"] = row["in_flight"] = sum(r["pending"] or 0 for r in rows)
     lags = [r["lag"] for r in rows if r["lag"] is not None]
     row["lag"] = max(lags) if lags and len(lags) == len(rows) else None
-    # What waits on the slowest group is the stream's backlog, not XLEN (acked entries stay).
-    row["depth"] = max((r["pending"] or 0) + (r["lag"] if r["lag"] is not None else r["lag_at_least"] or 0) for r in rows)
+    # What the slowest group has not been given yet is the stream's backlog, not XLEN (acked
+    # entries stay); delivered, unacknowledged entries are in flight (their age still counts).
+    row["depth"] = max((r["lag"] if r["lag"] is not None else r["lag_at_least"] or 0) for r in rows)
     row["depth_at_least"] = any(r["lag_at_least"] for r in rows)
     row["oldest_age_s"] = max((a for a in ages if a is not None), default=None)
 

@@ -23,6 +23,7 @@ PREVIEW_SQL = """SELECT pid, usename, application_name, client_addr::text AS cli
        round(extract(epoch FROM now() - state_change)) AS state_s
 FROM pg_stat_activity
 WHERE {predicate}"""
+_LITERAL = "pid IN ("  # the predicate of `SELECT pg_terminate_backend(4711)`
 _TOP_LEVEL_STOPS = {"with", "union", "intersect", "except", "join", "group", "having", "window", "into"}
 
 
@@ -110,7 +111,7 @@ def session_predicate(sql: str) -> str | None:
         return None
     if "from" not in words:
         if all(a.kind == "number" and a.text.isdigit() for a in args):
-            return f"pid IN ({', '.join(a.text for a in args)})"
+            return f"{_LITERAL}{', '.join(a.text for a in args)})"
         return None
     if any(not (a.kind == "word" and a.text == "pid") for a in args) or words.count("from") != 1:
         return None
@@ -124,6 +125,13 @@ def session_predicate(sql: str) -> str | None:
         return None  # an alias, a join, a subquery: not counted beforehand
     predicate = sql[where.pos + len("where"):].strip().rstrip(";").strip()
     return predicate or None
+
+
+def over_activity(sql: str) -> bool:
+    """Whether `sql` signals each session a `FROM pg_stat_activity WHERE ...` selects (one
+    result row per session reached), rather than literal pids."""
+    predicate = session_predicate(sql)
+    return predicate is not None and not predicate.startswith(_LITERAL)
 
 
 def preview_sql(predicate: str) -> str | None:
@@ -143,7 +151,8 @@ def session_line(row: dict[str, Any]) -> str:
 
 
 def counted(verb: str, where: str, rows: list[dict[str, Any]], *, capped: bool) -> ActionPreview:
-    """The preview of `rows` (what the predicate selects now)."""
+    """The preview of `rows` (what the predicate selects now), longest in its state first."""
+    rows = sorted(rows, key=lambda r: -float(r.get("state_s") or 0))
     n = len(rows)
     many = f"at least {n}" if capped else str(n)
     return ActionPreview(f"{verb} {many} session{'s' if n != 1 else ''} on {where}",

@@ -20,8 +20,18 @@ from runbooks.commands import (
     target_address,
     unlisted_container,
 )
-from runbooks.conditions import EvalError, render, render_text
+from runbooks.conditions import EvalError, NothingToDo, render, render_text
 from runbooks.model import Branch, Runbook, Step
+from runbooks.preview import (
+    ActionPreview,
+    counted,
+    listed_pids,
+    over_activity,
+    preview_sql,
+    session_predicate,
+    signal,
+)
+from runbooks.sessions import WalkSessions, shared_session
 
 SQL_MIN_TIMEOUT_S = 5.0
 MAX_ROWS = 200
@@ -67,6 +77,8 @@ class RunContext:
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
     journal: Any = None  # runbooks.journal.Journal
     incident_id: int | None = None
+    # (kind, target) -> the probe Session reads share (runbooks.sessions); None: one per read
+    sessions: Any = None
 
     def names(self) -> dict[str, Any]:
         return {"steps": {sid: o.names() for sid, o in self.outcomes.items()}}
@@ -82,13 +94,14 @@ def _outcome(step: Step, status: Outcome, summary: str, started: float, **extra:
                        kind=step.kind, **extra)
 
 
-async def _read(step: Step, env: Environment, command: str, timeout: float) -> dict[str, Any]:
+async def _read(step: Step, env: Environment, command: str, timeout: float, context: RunContext | None = None) -> dict[str, Any]:
     """Run the step's read; the names its pass condition sees. Raises on failure."""
     kind, target = find_target(env, step.target, step.target_kind)
+    session = shared_session(context, kind, target)  # the connection the probes already hold
     if step.block == "probe":
         from probes.registry import collect_target
 
-        results = await collect_target(kind, target, env, timeout=timeout)
+        results = await collect_target(kind, target, env, timeout=timeout, session=session)
         res = next((r for r in results if r.probe == step.probe), None)
         if res is None:
             raise LookupError(f"{step.target}: the {kind} backend returned no {step.probe!r} reading")
@@ -100,7 +113,7 @@ async def _read(step: Step, env: Environment, command: str, timeout: float) -> d
             raise PermissionError(f"not read-only once filled in: {verdict.reason}")
         from probes import postgres
 
-        rows = await postgres.run_readonly_sql(target, command, timeout=max(timeout, SQL_MIN_TIMEOUT_S))
+        rows = await postgres.run_readonly_sql(target, command, timeout=max(timeout, SQL_MIN_TIMEOUT_S), session=session)
         rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
         first = rows[0] if rows else None
         return {"status": "ok", "rows": len(rows), "row": first, "value": next(iter(first.values()), None) if first else None,
@@ -165,7 +178,7 @@ async def run_step(step: Step, env: Environment, *, context: RunContext | None =
     timeout = step.timeout or timeout or env.timeout_s
     try:
         command = _fill(step, context)
-        names = await _read(step, env, command, timeout)
+        names = await _read(step, env, command, timeout, context)
     except EvalError as exc:
         out = _outcome(step, Outcome.ERROR, f"cannot fill the command: {exc}", started)
     except PermissionError as exc:
@@ -235,6 +248,11 @@ def describe_action(step: Step, context: RunContext | None = None, env: Environm
         verbs += [_NO_ARG_VERBS[t.text] for t in toks if t.kind == "word" and t.text in _NO_ARG_VERBS]
         if verbs:
             return redact(f"{' and '.join(verbs)} on {where}")
+        if (sig := signal(toks)) and (pids := listed_pids(toks)):
+            # The pids a `| pids` template filled in: at most these sessions are signalled.
+            shown = ", ".join(map(str, pids[:5])) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
+            noun = "session" if len(pids) == 1 else "sessions"
+            return redact(f"{sig[0]} up to {len(pids)} {noun} on {where} (pid{'s' if len(pids) > 1 else ''} {shown})")
         one_line = " ".join(command.split())
         reason = step.classification.reason if step.classification else "not read-only"
         return redact(f"run SQL `{one_line[:300]}` on {where} ({reason})")
@@ -245,6 +263,44 @@ def describe_action(step: Step, context: RunContext | None = None, env: Environm
             raise EvalError(outside)
         return f"{words[0]} container {words[1]} on Docker engine {where}"
     return redact(f"run Redis command `{' '.join(command.split())[:300]}` on {where}")
+
+
+async def preview_action(step: Step, context: RunContext | None = None, env: Environment | None = None, *,
+                         timeout: float | None = None) -> ActionPreview | None:
+    """The sessions a terminate / cancel action will reach, counted now with a plain read of
+    the same predicate (on the read connection, only when the classifier calls it a read), for
+    the confirmation: "terminate 36 sessions on primary (...): 4711 shop idle 2m08s, ...".
+
+    None for an action that signals no session or whose shape is not understood (the dialog
+    then shows describe_action's line). Raises EvalError as describe_action does, and
+    NothingToDo when no session matches any more; a failed count is a preview with a note."""
+    what = describe_action(step, context, env)
+    if step.block != "sql" or env is None:
+        return None
+    context = context or RunContext()
+    command = _fill(step, context)
+    try:
+        sig = signal(tokenize(command))
+    except ValueError:
+        return None
+    predicate = session_predicate(command) if sig else None
+    if sig is None or predicate is None:
+        return None
+    sql = preview_sql(predicate)
+    if sql is None:
+        return ActionPreview(what, note="its sessions cannot be counted beforehand: the condition is not a plain read")
+    kind, target = find_target(env, step.target, step.target_kind)
+    from probes import postgres
+
+    try:
+        rows = await postgres.run_readonly_sql(target, sql, timeout=max(timeout or env.timeout_s, SQL_MIN_TIMEOUT_S),
+                                               session=shared_session(context, kind, target))
+    except postgres.SqlError as exc:
+        return ActionPreview(what, note=f"could not count its sessions beforehand: {exc}")
+    if not rows:
+        raise NothingToDo("nothing to do: no session it names is still there in that state")
+    where = f"{step.target} ({target_address(target)})"
+    return counted(sig[0], redact(where), [{k: _plain(v) for k, v in r.items()} for r in rows], capped=len(rows) >= postgres.MAX_ROWS)
 
 
 async def execute_action(step: Step, env: Environment, *, context: RunContext | None = None, confirmed: bool, read_only: bool, timeout: float | None = None) -> StepOutcome:
@@ -279,6 +335,14 @@ async def execute_action(step: Step, env: Environment, *, context: RunContext | 
                 out = _outcome(step, Outcome.FAIL, f"{description}: returned false (already gone?)", started, **result)
                 context.record(out, "action")
                 return out
+            if (sig := signal(tokenize(command))) and over_activity(command):
+                # A terminate / cancel over pg_stat_activity: one row per session it reached.
+                done = sum(1 for r in rows if any(v is True for v in r.values()))
+                if not done:
+                    out = _outcome(step, Outcome.FAIL, f"{description}: reached no session (already gone?)", started, **result)
+                    context.record(out, "action")
+                    return out
+                description += f": {done} of {len(rows)} session{'s' if len(rows) != 1 else ''} {sig[1]}"
         elif step.block == "redis":
             result = await redis_call(target, step.words, command, timeout, read=False)
         else:
@@ -322,6 +386,14 @@ async def run_runbook(runbook: Runbook, env: Environment, *, read_only: bool = T
     with the next step. A hand-over (`goto runbook:ID`) ends the walk: `report.handover` and a
     note name the runbook to run next."""
     context = context or RunContext(runbook.id)
+    if context.sessions is None:
+        # Headless: one connection per target for the whole walk, not one per step.
+        context.sessions = sessions = WalkSessions()
+        try:
+            return await run_runbook(runbook, env, read_only=read_only, context=context, on_outcome=on_outcome, timeout=timeout)
+        finally:
+            context.sessions = None
+            await sessions.aclose()
     context.runbook_id = context.runbook_id or runbook.id
     position = {s.id: i for i, s in enumerate(runbook.steps)}
     report = RunReport(runbook, [])

@@ -198,7 +198,18 @@ def sandbox_dir() -> Path:
 def sandbox() -> Iterator[SandboxHandle]:
     """The real local sandbox (PostgreSQL primary + replica, Redis, HTTP, Docker when reachable)."""
     directory = sandbox_dir()
-    handle = start_sandbox(directory)
+    # Without Prometheus and its exporters (tests/prometheusd.py starts a sandbox with them):
+    # their connections and scrapes would change what the other tests read.
+    handle = start_sandbox(directory, "--no-prometheus")
     yield handle
     stop_sandbox(handle)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prometheus_sandbox() -> Iterator[SandboxHandle]:
+    """A sandbox with Prometheus, Alertmanager and the exporters (skips or fails without them:
+    tests/prometheusd.py)."""
+    from tests.prometheusd import prometheus_sandbox
+
+    yield from prometheus_sandbox()

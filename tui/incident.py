@@ -11,6 +11,7 @@ from typing import Any
 from probes.config import Environment
 from probes.secrets import redact
 from runbooks.model import Runbook, Step
+from runbooks.preview import ActionPreview
 from runbooks.runner import (
     SQL_MIN_TIMEOUT_S,
     Outcome,
@@ -19,6 +20,7 @@ from runbooks.runner import (
     describe_action,
     execute_action,
     not_applicable,
+    preview_action,
     run_step,
 )
 
@@ -230,6 +232,10 @@ class RunbookRun:
         """What the action will do to which target; raises EvalError when it cannot be filled."""
         return describe_action(step, self.context, self.env)
 
+    async def preview(self, step: Step) -> ActionPreview | None:
+        """The sessions the action will reach, counted now (runbooks.runner.preview_action)."""
+        return await preview_action(step, self.context, self.env)
+
     def filled_command(self, step: Step) -> str:
         """The command with earlier results filled in (as written when they are missing)."""
         from runbooks.conditions import EvalError, render
@@ -291,6 +297,7 @@ class IncidentLog:
         self.problem = ""
         self.runs: dict[str, RunbookRun] = {}
         self._events: list[Any] = []
+        self.sessions: Any = None  # (kind, target) -> the probe session runbook reads share
 
     def _open(self) -> Any:
         if self.journal is None and self.use_journal and not self.problem:
@@ -326,6 +333,7 @@ class IncidentLog:
         run = self.runs.get(runbook.id)
         if run is None:
             run = self.runs[runbook.id] = RunbookRun(runbook, self.env, self, read_only=self.read_only)
+            run.context.sessions = self.sessions
             run.restore(self._events)
         return run
 

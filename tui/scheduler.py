@@ -293,6 +293,20 @@ class LiveSource:
             target, self.env.thresholds, timeout=self.timeout_s, session=session
         )
 
+    def session(self, kind: str, target: Any) -> Any:
+        """The long-lived probe session of a target, for runbook reads to share (one
+        connection per target: runbooks.sessions); created here when no round made it yet.
+        None for a backend without sessions, a fed collector, or once stopped."""
+        if self._stopped or self._collector is not None:
+            return None
+        session = self._sessions.get(target.name)
+        if session is None:
+            module = self._modules.get(kind) or importlib.import_module(BACKENDS[kind])
+            if not hasattr(module, "Session"):
+                return None
+            session = self._sessions[target.name] = module.Session(target)
+        return session
+
     async def stop(self) -> None:
         self._stopped = True
         if self._importer is not None:

@@ -78,6 +78,8 @@ class QueuesPane(Pane):
         return line
 
     def queue_line(self, reading: Reading, queue: dict[str, Any]) -> tuple[Text, list[float]]:
+        if queue.get("library"):
+            return self.library_line(reading, queue)
         name = str(queue.get("name"))
         key = (*reading.result.key, name, "depth")
         state = "stale" if reading.stale else self.queue_state(queue)
@@ -88,6 +90,47 @@ class QueuesPane(Pane):
         age = queue.get("oldest_age_s")
         line.append(f" old {format_age(age)}" if age is not None else " old unknown", style="dim")
         return line, self.store.values(key, last=SPARK_HISTORY)
+
+    def library_line(self, reading: Reading, queue: dict[str, Any]) -> tuple[Text, list[float]]:
+        """`celery default  12 waiting →0/s, oldest 43 s`, `rq emails  3 delayed, next in 2m00s`,
+        `bullmq videos  2 in flight`: the library's name for the queue, and what its jobs are doing."""
+        key = (*reading.result.key, str(queue.get("name")), "depth")
+        state = "stale" if reading.stale else self.queue_state(queue)
+        line = dot(state) + Text(f"{queue['library']} {queue.get('queue')}", style="bold")
+        kind = queue.get("state") or "waiting"
+        if kind == "delayed":
+            line.append(f"  {count(queue.get('delayed'), unknown='?')} delayed")
+            line.append(f", {self.due_text(queue.get('next_due_in_s'))}", style="dim")
+            return line, []
+        if kind == "in_flight":
+            return line + Text(f"  {count(queue.get('in_flight'), unknown='?')} in flight"), []
+        if kind == "log":
+            return line + Text(f"  {count(queue.get('length'))} entries, no consumer group", style="dim"), []
+        at_least = "≥" if queue.get("depth_at_least") else ""
+        line.append(f"  {at_least}{count(queue.get('depth'))} waiting")
+        if reading.stale:
+            line.append(f" {reading.staleness}", style="italic")
+        line.append_text(trend(self.store.rate(key)))
+        age = queue.get("oldest_age_s")
+        line.append(f", oldest {format_age(age)}" if age is not None else ", oldest unknown", style="dim")
+        if queue.get("in_flight"):
+            line.append(f", {count(queue['in_flight'])} in flight", style="dim")
+        if queue.get("delayed"):  # Celery: countdown/ETA tasks wait in the same list
+            line.append(f", {count(queue['delayed'])} delayed, {self.due_text(queue.get('next_due_in_s'))}", style="dim")
+        return line, self.store.values(key, last=SPARK_HISTORY)
+
+    @staticmethod
+    def due_text(due_in_s: float | None) -> str:
+        if due_in_s is None:
+            return "next due unknown"
+        return f"next in {format_age(due_in_s)}" if due_in_s > 0 else f"overdue {format_age(-due_in_s)}"
+
+    @staticmethod
+    def shown(queue: dict[str, Any]) -> bool:
+        """Delayed and in-flight rows only while they hold jobs (or their count is unknown)."""
+        kind = queue.get("state") or "waiting"
+        held = queue.get("delayed" if kind == "delayed" else "in_flight")
+        return kind in ("waiting", "log") or held != 0
 
     def show(self) -> None:
         lines: list[tuple[str, Text, list[float]]] = []
@@ -105,7 +148,10 @@ class QueuesPane(Pane):
                 continue
             states.append(reading.state)
             for queue in reading.result.data.get("queues") or ():
-                total += int(queue.get("depth") or 0)
+                if (queue.get("state") or "waiting") == "waiting":  # the total counts waiting jobs only
+                    total += int(queue.get("depth") or 0)
+                if not self.shown(queue):
+                    continue
                 text, values = self.queue_line(reading, queue)
                 lines.append((f"q-{target}-{queue.get('name')}", text, values))
             stale_readings += [r for r in (reading,) if r.stale]

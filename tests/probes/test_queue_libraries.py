@@ -3,7 +3,6 @@ Sidekiq's documented layout, on a private redis-server: its figures equal what t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -19,6 +18,8 @@ from probes import redis as probe
 from probes import redis_queues
 from probes.config import RedisTarget
 from probes.result import ProbeResult
+from tests.probes.redis_wire import RecordingProxy
+from tests.probes.test_redis import unread_commands
 from tui.sandbox.base import LOOPBACK
 from tui.sandbox.redis import start_server, stop_process
 
@@ -229,10 +230,10 @@ async def test_streams_groups_lag_and_logs(redis_url: str, monkeypatch: pytest.M
     result = await probe_queues(redis_url)
     found = rows(result)
     orders = found["orders"]
-    assert (orders["library"], orders["lag"], orders["in_flight"], orders["depth"]) == ("stream", 3, 2, 5)
+    assert (orders["library"], orders["lag"], orders["in_flight"], orders["depth"]) == ("stream", 3, 2, 3)
     first_ms = int(ids[0].split(b"-")[0])
     assert orders["oldest_age_s"] is not None and orders["oldest_age_s"] >= 0 and first_ms > 0
-    assert found["audit"]["state"] == "log" and result.value == 5  # the log is not waiting work
+    assert found["audit"]["state"] == "log" and result.value == 3  # the log is not waiting work
     # Redis 6.2 reports no lag: it is counted up to a cap; past it, unknown (at least N), never 0.
     monkeypatch.setattr(redis_queues, "STREAM_LAG_CAP", 2)
     capped = rows(await probe_queues(redis_url))["orders"]
@@ -268,9 +269,55 @@ async def test_every_library_in_one_redis_adds_up(redis_url: str) -> None:
     finally:
         await bull.close()
     client.lpush("queue:mailers", json.dumps({"class": "X", "args": [], "jid": "j1", "enqueued_at": time.time()}))
-    result = await probe_queues(redis_url)
+    before = {key: client.type(key) for key in client.scan_iter(count=1000)}
+    async with RecordingProxy(client.connection_pool.connection_kwargs["port"]) as proxy:
+        result = await probe_queues(proxy.url())
     assert result.value == result.data["waiting"] == 4 + 2 + 5 + 1 and result.data["delayed"] == 2
     libraries = {row["library"] for row in result.data["queues"]}
     assert {"rq", "celery", "bullmq", "sidekiq"} <= libraries
     assert f"{result.value} waiting, 2 delayed" in result.summary
-    await asyncio.sleep(0)  # nothing left running: the probe's own client closed with it
+    # Reading every library's layout took reads only, and changed nothing.
+    sent = {args[0].upper() for args in proxy.commands}
+    assert {"LRANGE", "HMGET", "ZRANGE", "SSCAN"} <= sent and unread_commands(proxy.commands) == []
+    assert {key: client.type(key) for key in client.scan_iter(count=1000)} == before
+
+
+# --- what the Queues pane makes of it ------------------------------------------------------------
+
+
+async def test_queues_pane_shows_waiting_delayed_and_counts_waiting_only(redis_url: str) -> None:
+    import dataclasses
+
+    import rq
+    from bullmq import Queue
+
+    from tests.tui import fixtures
+    from tests.tui.conftest import main_screen_settled
+    from tests.tui.test_cockpit import screen_text
+    from tui.app import make_app
+    from tui.scheduler import FixedSource
+
+    client = syncredis.Redis.from_url(redis_url)
+    emails = rq.Queue("emails", connection=client)
+    for n in range(3):
+        emails.enqueue(add, n, n)
+    for _ in range(2):
+        emails.enqueue_in(timedelta(seconds=DELAY_S), add, 0, 0)
+    bull = Queue("videos", {"connection": redis_url})
+    try:
+        await bull.add("encode", {"n": 1})
+        await bull.add("encode", {"n": 2}, {"delay": int(DELAY_S * 1000)})
+    finally:
+        await bull.close()
+    live = await probe.queues(RedisTarget("redis", redis_url, scan_count=1000), timeout=5.0)
+    assert live.value == 4
+    results = [live if r.key == live.key else r for r in fixtures.incident_results()]
+    results = [dataclasses.replace(r, timestamp=fixtures.NOW) if r is live else r for r in results]
+    app = make_app(fixtures.environment(), source=FixedSource(results), clock=fixtures.clock)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await main_screen_settled(pilot)
+        text = screen_text(app)
+    assert "rq emails  3 waiting" in text and "bullmq videos  1 waiting" in text
+    assert "rq emails  2 delayed, next in" in text and "bullmq videos  1 delayed, next in" in text
+    assert "4 jobs queued" in text  # the 3 delayed jobs are not in the pane's total
+    assert "bullmq videos  0 in flight" not in text and "bull:videos:events" not in text

@@ -214,7 +214,8 @@ class RunbookScreenBase(Screen[None]):
             self.start_action(step, confirmed=bool(confirmed))
 
         self.app.push_screen(ConfirmAction(step_title=f"{step.index + 1}. {step.title}", what=what,
-                                           command=self.run.filled_command(step), target=step.target), decided)
+                                           command=self.run.filled_command(step), target=step.target,
+                                           preview=lambda: self.run.preview(step)), decided)
 
     def start_action(self, step: Step, *, confirmed: bool) -> None:
         # On the app, not this screen: a confirmed action must finish and be journaled even

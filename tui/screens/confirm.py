@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+Preview = Callable[[], Awaitable[Any]]  # -> runbooks.preview.ActionPreview | None
+
 
 class ConfirmAction(ModalScreen[bool]):
     """Names exactly what will be done to which target; dismisses True only on "Run action".
 
-    Focus starts on Cancel, so a stray Enter declines; Escape declines too.
+    Focus starts on Cancel, so a stray Enter declines; Escape declines too. With `preview`
+    (a coroutine returning runbooks.preview.ActionPreview), the sessions the action will reach
+    are counted first: "Run action" stays disabled until then, and for good when there is
+    nothing to do; the first SHOWN of them are listed.
     """
 
     BINDINGS: ClassVar[list[Binding]] = [
@@ -31,33 +38,75 @@ class ConfirmAction(ModalScreen[bool]):
     ConfirmAction #confirm-title { text-style: bold; color: $error; width: 1fr; }
     ConfirmAction #confirm-what { text-style: bold; margin: 1 0 0 0; }
     ConfirmAction VerticalScroll { height: auto; max-height: 8; margin: 1 0 0 0; }
+    ConfirmAction #confirm-sessions { color: $warning; height: auto; }
+    ConfirmAction.counted VerticalScroll { max-height: 3; }
     ConfirmAction #confirm-command { color: $text-muted; }
     ConfirmAction Horizontal { height: auto; align-horizontal: right; margin: 1 0 0 0; }
     ConfirmAction Button { margin: 0 0 0 2; }
     """
 
-    def __init__(self, *, step_title: str, what: str, command: str, target: str) -> None:
+    def __init__(self, *, step_title: str, what: str, command: str, target: str, preview: Preview | None = None) -> None:
         super().__init__()
         self.step_title = step_title
         self.what = what
         self.command = command
         self.target = target
+        self.preview = preview
+        self.counted: Any = None  # the ActionPreview once counted
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Run this action on {self.target}?", id="confirm-title", markup=False)
             yield Static(Text(self.step_title), id="confirm-step")
             yield Static(Text(f"This will {self.what}."), id="confirm-what")
+            sessions = Static(Text("counting the sessions it will reach ...") if self.preview else "", id="confirm-sessions")
+            sessions.display = self.preview is not None
+            yield sessions
             with VerticalScroll():
                 yield Static(Text(self.command), id="confirm-command")
             yield Static(Text("It changes the target and cannot be undone. It is written to the incident journal.",
                               style="italic"))
             with Horizontal():
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Run action", id="run", variant="error")
+                yield Button("Run action", id="run", variant="error", disabled=self.preview is not None)
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
+        if self.preview is not None:
+            self.count_sessions()
+
+    @work(exclusive=True, group="confirm-preview", exit_on_error=False)
+    async def count_sessions(self) -> None:
+        from runbooks.conditions import EvalError, NothingToDo
+        from runbooks.preview import SHOWN
+
+        assert self.preview is not None
+        what, sessions = self.query_one("#confirm-what", Static), self.query_one("#confirm-sessions", Static)
+        try:
+            found = await self.preview()
+        except NothingToDo as exc:
+            # Nothing to act on: the dialog says so and only Cancel remains.
+            what.update(Text(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", style="bold"))
+            sessions.display = False
+            return
+        except EvalError as exc:
+            what.update(Text(f"Cannot run it: {exc}", style="bold"))
+            sessions.display = False
+            return
+        except Exception as exc:  # noqa: BLE001 - a failed count is said, never a crash
+            sessions.update(Text(f"could not count its sessions beforehand: {exc}"[:300]))
+        else:
+            self.counted = found
+            if found is None:
+                sessions.display = False
+            elif found.count is None:
+                what.update(Text(f"This will {found.headline}."))
+                sessions.update(Text(found.note))
+            else:
+                what.update(Text(f"This will {found.headline}:"))
+                sessions.update(Text("\n".join(found.lines(SHOWN))))
+                self.add_class("counted")
+        self.query_one("#run", Button).disabled = False
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

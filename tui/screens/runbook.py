@@ -24,6 +24,8 @@ def incident_of(app: Any) -> IncidentLog:
     incident = getattr(app, "incident", None)
     if incident is None:
         incident = app.incident = IncidentLog(app.env, read_only=bool(getattr(app, "read_only", False)))
+        # Runbook reads go through the probes' own connection to each target (no extra slot).
+        incident.sessions = getattr(getattr(app, "source", None), "session", None)
     return incident
 
 
