@@ -87,7 +87,9 @@ async def collect(target: AlertmanagerTarget, thresholds: Thresholds, *, timeout
         except ValueError:
             raise AlertmanagerError("not an Alertmanager v2 alert list") from None
         status, summary, firing = _summary(target.name, alerts)
-        data = {"source": SOURCE, "firing": firing, "count": len(alerts), "alerts": alerts[:MAX_ALERTS]}
+        # firing_names: what a runbook's `- {alert: NAME}` trigger looks for (runbooks/front_matter.py).
+        names = list(dict.fromkeys(a["name"] for a in alerts if a["state"] == "firing"))
+        data = {"source": SOURCE, "firing": firing, "firing_names": names, "count": len(alerts), "alerts": alerts[:MAX_ALERTS]}
         ms = (time.perf_counter() - started) * 1000
         return [ProbeResult(target.name, KIND, "alerts", status, summary, value=float(firing), data=data, elapsed_ms=ms)]
 

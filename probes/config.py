@@ -41,6 +41,7 @@ class PostgresTarget:
     # Actions connect with their own credential; "" means this target runs no SQL action.
     action_dsn: str = field(default="", repr=False)
     action_dsn_env: str = ""  # the variable action_dsn came from, named when it is not set
+    group: str = ""  # panes with more targets than rows show one line per group ("payments")
 
     @property
     def display_dsn(self) -> str:
@@ -61,6 +62,7 @@ class RedisTarget:
     # Actions connect with their own credential; "" means this target runs no Redis action.
     action_url: str = field(default="", repr=False)
     action_url_env: str = ""  # the variable action_url came from, named when it is not set
+    group: str = ""
 
     @property
     def display_url(self) -> str:
@@ -77,6 +79,7 @@ class HttpTarget:
     latency_fail_ms: float | None = None
     json_field: str | None = None  # dotted path, e.g. "status.indicator"
     json_equals: Any = None
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class DockerTarget:
     name: str = "docker"
     base_url: str = ""
     containers: tuple[str, ...] = ()  # empty: all containers
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +366,14 @@ class _Validator:
             overrides[probe] = {n: self.typed(values, n, f"{key}.{probe}", float) for n in values}
         return Thresholds(overrides)
 
+    def group(self, t: dict[str, Any], key: str) -> str:
+        """The optional `group = "payments"` of any target: panes with more targets than rows
+        show one line per group."""
+        group = self.typed(t, "group", key, str, "")
+        if "group" in t and not group.strip():
+            raise self.fail(f"{key}.group", "must not be empty (leave the key out instead)")
+        return group.strip()
+
     def _name(self, t: dict[str, Any], key: str) -> str:
         name = self.typed(t, "name", key, str, required=True)
         if not name.strip():
@@ -369,7 +381,7 @@ class _Validator:
         return name
 
     def postgres(self, raw: Any, key: str) -> PostgresTarget:
-        t = self.table(raw, key, {"name", "dsn", "dsn_env", "action_dsn", "action_dsn_env", "role", "expect_replicas"})
+        t = self.table(raw, key, {"name", "dsn", "dsn_env", "action_dsn", "action_dsn_env", "role", "expect_replicas", "group"})
         action_dsn, action_var = self.optional_secret(t, key, "action_dsn", "action_dsn_env")
         if action_dsn:
             self.checked_url(action_dsn, f"{key}.{'action_dsn_env' if action_var else 'action_dsn'}", "postgres")
@@ -378,10 +390,12 @@ class _Validator:
         role = self.typed(t, "role", key, str, "primary")
         if role not in ("primary", "replica"):
             raise self.fail(f"{key}.role", f"expected \"primary\" or \"replica\", got {role!r}")
-        return PostgresTarget(self._name(t, key), dsn, role, self.strings(t, "expect_replicas", key), action_dsn, action_var)
+        return PostgresTarget(
+            self._name(t, key), dsn, role, self.strings(t, "expect_replicas", key), action_dsn, action_var, self.group(t, key),
+        )
 
     def redis(self, raw: Any, key: str) -> RedisTarget:
-        t = self.table(raw, key, {"name", "url", "url_env", "action_url", "action_url_env", "queues", "discover", "scan_count"})
+        t = self.table(raw, key, {"name", "url", "url_env", "action_url", "action_url_env", "queues", "discover", "scan_count", "group"})
         action_url, action_var = self.optional_secret(t, key, "action_url", "action_url_env")
         if action_url:
             self.checked_url(action_url, f"{key}.{'action_url_env' if action_var else 'action_url'}", "redis")
@@ -392,14 +406,14 @@ class _Validator:
             raise self.fail(f"{key}.scan_count", "expected a positive integer")
         return RedisTarget(
             self._name(t, key), url, self.strings(t, "queues", key), self.typed(t, "discover", key, bool, True), scan_count,
-            action_url, action_var,
+            action_url, action_var, self.group(t, key),
         )
 
     def http(self, raw: Any, key: str) -> HttpTarget:
         t = self.table(
             raw,
             key,
-            {"name", "url", "method", "expect_status", "latency_warn_ms", "latency_fail_ms", "json_field", "json_equals"},
+            {"name", "url", "method", "expect_status", "latency_warn_ms", "latency_fail_ms", "json_field", "json_equals", "group"},
         )
         url = self.checked_url(self.typed(t, "url", key, str, required=True), f"{key}.url", "http")
         method = self.typed(t, "method", key, str, "GET").upper()
@@ -417,14 +431,16 @@ class _Validator:
             latency_fail_ms=self.typed(t, "latency_fail_ms", key, float, None),
             json_field=self.typed(t, "json_field", key, str, None),
             json_equals=t.get("json_equals"),
+            group=self.group(t, key),
         )
 
     def docker(self, raw: Any, key: str) -> DockerTarget:
-        t = self.table(raw, key, {"name", "base_url", "containers"})
+        t = self.table(raw, key, {"name", "base_url", "containers", "group"})
         base_url = self.typed(t, "base_url", key, str, "") or os.environ.get("DOCKER_HOST", "")
         self.checked_url(base_url, f"{key}.base_url" if t.get("base_url") else "DOCKER_HOST", "docker")
         return DockerTarget(
             name=self.typed(t, "name", key, str, "docker"),
             base_url=base_url or "unix:///var/run/docker.sock",
             containers=self.strings(t, "containers", key),
+            group=self.group(t, key),
         )

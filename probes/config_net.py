@@ -14,7 +14,7 @@ DNS_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS")
 DNS_PORT = 53
 # A DNS name as resolvers accept it: labels of letters, digits, "-" and "_" (`_dmarc`), at most
 # 63 characters each and 253 in all, with or without the root's trailing dot.
-_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class DnsTarget:
     expect: tuple[str, ...] = ()  # the answers wanted (any order); empty: any answer will do
     latency_warn_ms: float | None = None
     latency_fail_ms: float | None = None
+    group: str = ""  # panes with more targets than rows show one line per group
 
     @property
     def display_server(self) -> str:
@@ -45,6 +46,7 @@ class TcpTarget:
     port: int
     connect_warn_ms: float | None = None
     connect_fail_ms: float | None = None
+    group: str = ""
 
     @property
     def address(self) -> str:
@@ -54,7 +56,7 @@ class TcpTarget:
 def dns_name(text: str) -> bool:
     """Whether `text` is a DNS name a query can carry."""
     name = text[:-1] if text.endswith(".") else text
-    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def server_address(text: str) -> tuple[str, int]:
@@ -80,7 +82,7 @@ def server_address(text: str) -> tuple[str, int]:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise ValueError(f"expected a port from 1 to 65535, got {text!r}")
     return int(text)
 
@@ -101,7 +103,7 @@ def _expected_answer(kind: str, value: str) -> str | None:
 
 
 def dns_target(v: _Validator, raw: Any, key: str) -> DnsTarget:
-    t = v.table(raw, key, {"name", "host", "type", "server", "expect", "latency_warn_ms", "latency_fail_ms"})
+    t = v.table(raw, key, {"name", "host", "type", "server", "expect", "latency_warn_ms", "latency_fail_ms", "group"})
     name = v.typed(t, "name", key, str, required=True)
     if not name.strip():
         raise v.fail(f"{key}.name", "must not be empty")
@@ -123,11 +125,11 @@ def dns_target(v: _Validator, raw: Any, key: str) -> DnsTarget:
         if problem := _expected_answer(kind, value):
             raise v.fail(f"{key}.expect", f"item {i}: {problem}")
     warn, fail = _limits(v, t, key, "latency_warn_ms", "latency_fail_ms")
-    return DnsTarget(name, host, kind, server.strip(), address, port, expect, warn, fail)
+    return DnsTarget(name, host, kind, server.strip(), address, port, expect, warn, fail, v.group(t, key))
 
 
 def tcp_target(v: _Validator, raw: Any, key: str) -> TcpTarget:
-    t = v.table(raw, key, {"name", "host", "port", "connect_warn_ms", "connect_fail_ms"})
+    t = v.table(raw, key, {"name", "host", "port", "connect_warn_ms", "connect_fail_ms", "group"})
     name = v.typed(t, "name", key, str, required=True)
     if not name.strip():
         raise v.fail(f"{key}.name", "must not be empty")
@@ -143,7 +145,7 @@ def tcp_target(v: _Validator, raw: Any, key: str) -> TcpTarget:
     if not 1 <= port <= 65535:
         raise v.fail(f"{key}.port", f"expected a port from 1 to 65535, got {port}")
     warn, fail = _limits(v, t, key, "connect_warn_ms", "connect_fail_ms")
-    return TcpTarget(name, host, port, warn, fail)
+    return TcpTarget(name, host, port, warn, fail, v.group(t, key))
 
 
 def _limits(v: _Validator, t: dict[str, Any], key: str, warn_key: str, fail_key: str) -> tuple[float | None, float | None]:

@@ -44,6 +44,7 @@ class PrometheusTarget:
     url: str = field(repr=False)
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     queries: tuple[tuple[str, str], ...] = tuple(DEFAULT_QUERIES.items())
+    group: str = ""  # panes with more targets than rows show one line per group
 
     @property
     def display_url(self) -> str:
@@ -55,6 +56,9 @@ class AlertmanagerTarget:
     name: str
     url: str = field(repr=False)
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # runbook_url annotation -> warroom runbook id, for URLs that name no runbook by themselves
+    runbook_urls: tuple[tuple[str, str], ...] = ()
+    group: str = ""
 
     @property
     def display_url(self) -> str:
@@ -102,7 +106,7 @@ def _name(v: _Validator, t: dict[str, Any], key: str) -> str:
 
 
 def prometheus(v: _Validator, raw: Any, key: str) -> PrometheusTarget:
-    t = v.table(raw, key, {"name", "url", "headers_env", "queries"})
+    t = v.table(raw, key, {"name", "url", "headers_env", "queries", "group"})
     overrides = v.typed(t, "queries", key, dict, {})
     queries = dict(DEFAULT_QUERIES)
     for probe, expr in overrides.items():
@@ -112,12 +116,17 @@ def prometheus(v: _Validator, raw: Any, key: str) -> PrometheusTarget:
             raise v.fail(f"{key}.queries.{probe}", "expected a lower-case name such as pg_up")
         queries[probe] = expr.strip()
     active = tuple((probe, expr) for probe, expr in queries.items() if expr)
-    return PrometheusTarget(_name(v, t, key), _url(v, t, key), _headers(v, t, key), active)
+    return PrometheusTarget(_name(v, t, key), _url(v, t, key), _headers(v, t, key), active, group=v.group(t, key))
 
 
 def alertmanager(v: _Validator, raw: Any, key: str) -> AlertmanagerTarget:
-    t = v.table(raw, key, {"name", "url", "headers_env"})
-    return AlertmanagerTarget(_name(v, t, key), _url(v, t, key), _headers(v, t, key))
+    t = v.table(raw, key, {"name", "url", "headers_env", "runbook_urls", "group"})
+    mapping = v.typed(t, "runbook_urls", key, dict, {})
+    for url, runbook in mapping.items():
+        if not isinstance(runbook, str) or not runbook.strip():
+            raise v.fail(f"{key}.runbook_urls", f"expected \"URL\" = \"runbook-id\" pairs; {url!r} has no runbook id")
+    urls = tuple((url.strip(), runbook.strip()) for url, runbook in mapping.items())
+    return AlertmanagerTarget(_name(v, t, key), _url(v, t, key), _headers(v, t, key), urls, group=v.group(t, key))
 
 
 def sources(v: _Validator, env: dict[str, Any], key: str) -> tuple[tuple[PrometheusTarget, ...], tuple[AlertmanagerTarget, ...]]:

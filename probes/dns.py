@@ -155,13 +155,16 @@ def _graded(target: DnsTarget, base: dict[str, Any], server: str, rcode: str, re
         data["silent"] = silent  # servers before this one that did not answer
     question = f"{target.host} {target.type}"
     issues: list[tuple[Status, str]] = []
+    # None: nothing to compare (no `expect`, or no answer); False: an answer, not the one wanted.
+    data["expect_ok"] = None
     if rcode != "NOERROR":
         issues.append((Status.FAIL, f"{rcode} from {server} for {question}: {_RCODE_WORDS.get(rcode, 'an error answer')}"))
     elif not values:
         issues.append((Status.FAIL, f"no {target.type} record for {target.host} (NOERROR, empty answer from {server})"))
-    elif target.expect and {_same(target.type, v) for v in values} != {_same(target.type, v) for v in target.expect}:
-        issues.append((Status.FAIL, f"{question} is {', '.join(values)}, expected {', '.join(target.expect)} (from {server})"))
-    data["expect_ok"] = not issues if target.expect else None
+    elif target.expect:
+        data["expect_ok"] = {_same(target.type, v) for v in values} == {_same(target.type, v) for v in target.expect}
+        if not data["expect_ok"]:
+            issues.append((Status.FAIL, f"{question} is {', '.join(values)}, expected {', '.join(target.expect)} (from {server})"))
     warn_ms, fail_ms = data["latency_warn_ms"], data["latency_fail_ms"]
     slow = grade(query_ms, warn_ms, fail_ms)
     if slow is not Status.OK:

@@ -49,35 +49,71 @@ def _verify_context() -> ssl.SSLContext:
 _HEADERS = {"User-Agent": "warroom-probe", "Accept": "application/json, */*;q=0.5", "Accept-Encoding": "identity"}
 
 
-def _new_transport(verify: ssl.SSLContext | bool | None) -> httpx.AsyncHTTPTransport:
-    """httpx's connection pool, used directly: a probe needs none of a client's cookies, auth,
-    redirects or default headers, and skipping them saves a quarter of each request's CPU."""
-    return httpx.AsyncHTTPTransport(
-        verify=_verify_context() if verify is None else verify,
-        trust_env=False,  # no proxy: timings through a proxy lie, and it may leave loopback
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-    )
+# Connections kept per origin: a health endpoint's requests are short, and a few connections
+# serve the paths of one origin probed in the same slot of the round.
+PER_ORIGIN = 4
+
+
+class _Pools:
+    """One small httpx connection pool per origin (scheme, host, port), created lazily.
+
+    httpcore's pool matches every queued request against every connection on each change
+    (quadratic: encode/httpcore#1035); one pool for 300 endpoints spent most of warroom's CPU
+    there. Per origin, that work is bounded by PER_ORIGIN and the paths of one origin, so the
+    cost grows linearly with the targets. The pools go to httpx's transport directly: a probe
+    needs none of a client's cookies, auth, redirects or default headers."""
+
+    def __init__(self, verify: ssl.SSLContext | bool | None = None) -> None:
+        self._verify = _verify_context() if verify is None else verify
+        self.pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self.closed = False
+
+    def pool(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        pool = self.pools.get(origin)
+        if pool is None:
+            pool = self.pools[origin] = httpx.AsyncHTTPTransport(
+                verify=self._verify,
+                trust_env=False,  # no proxy: timings through a proxy lie, and it may leave loopback
+                limits=httpx.Limits(max_connections=PER_ORIGIN, max_keepalive_connections=PER_ORIGIN),
+            )
+        return pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.pool(request.url).handle_async_request(request)
+
+    @property
+    def connections(self) -> list[Any]:
+        """Every connection open or opening, over all origins."""
+        return [c for pool in self.pools.values() for c in pool._pool.connections]  # noqa: SLF001
+
+    async def aclose(self) -> None:
+        self.closed = True
+        pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
 
 class _Shared:
-    """A pool and how many sessions use it."""
+    """The pools and how many sessions use them."""
 
     def __init__(self, verify: ssl.SSLContext | bool | None = None) -> None:
-        self.transport = _new_transport(verify)
+        self.transport = _Pools(verify)
         self.users = 0
         self.closed = False
 
 
-# One pool per running event loop, shared by every Session on it (httpx pools are loop-bound).
+# One set of pools per running event loop, shared by every Session on it (httpx pools are
+# loop-bound).
 _POOL: dict[asyncio.AbstractEventLoop, _Shared] = {}
 
 
 class Session:
     """Keeps HTTP connections alive between refreshes.
 
-    Every `Session(target)` on the same event loop shares ONE connection pool for all
-    endpoints; it closes when the last session's `aclose()` runs. Passing `verify` (an
-    SSLContext, or False) gives this session a private pool instead.
+    Every `Session(target)` on the same event loop shares ONE set of pools (one per origin)
+    for all endpoints; it closes when the last session's `aclose()` runs. Passing `verify` (an
+    SSLContext, or False) gives this session private pools instead.
     """
 
     def __init__(
@@ -89,7 +125,7 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
-    def transport(self) -> httpx.AsyncHTTPTransport:
+    def transport(self) -> _Pools:
         if self._shared is None or self._shared.closed:
             if self._verify is not None:
                 self._shared = _Shared(self._verify)
@@ -227,13 +263,13 @@ def _latency_limits(target: HttpTarget, limits: dict[str, float]) -> tuple[float
 
 
 async def _check(
-    target: HttpTarget, thresholds: Thresholds, transport: httpx.AsyncHTTPTransport, timeout: float
+    target: HttpTarget, thresholds: Thresholds, transport: _Pools, timeout: float
 ) -> list[ProbeResult]:
     return [await _request(target, thresholds, transport, timeout)]
 
 
 async def _request(
-    target: HttpTarget, thresholds: Thresholds, transport: httpx.AsyncHTTPTransport, timeout: float
+    target: HttpTarget, thresholds: Thresholds, transport: _Pools, timeout: float
 ) -> ProbeResult:
     limits = thresholds.of("http")
     url = mask_url(target.url)

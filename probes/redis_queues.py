@@ -20,8 +20,8 @@ from probes.thresholds import Thresholds
 MAX_QUEUES = 200  # a pathological keyspace must not turn one refresh into thousands of reads
 REGISTRY_COUNT = 500  # rq:queues / Sidekiq's `queues` sets name queues that may be empty right now
 STREAM_LAG_CAP = 10_000  # Redis < 7 reports no group lag: count undelivered entries, up to this
-# Celery keeps countdown/ETA tasks in the queue list itself: the oldest messages this many are
-# read to tell them apart (exact when the list is no longer; else delayed is unknown).
+# Celery keeps countdown/ETA tasks in the queue list itself: a list of at most this many
+# messages is read to tell them apart; a longer one counts all as waiting, delayed unknown.
 CELERY_SAMPLE = 25
 DELAYED_SAMPLE = 50  # ids read to find the next due job where a delayed set is not sorted by it
 BULL_DELAY_SHIFT = 4096  # BullMQ scores delayed jobs due_ms * 0x1000 + a counter
@@ -280,10 +280,12 @@ def read_queue(queue: Queue, run: QueueRun) -> Reader:
 
 
 def _failed(row: dict[str, Any], reply: Any) -> bool:
-    if isinstance(reply, ResponseError):
-        row["wrongtype"], row["error"] = "WRONGTYPE" in str(reply), str(reply)[:120]
+    """Whether a count could not be read; the row then says why (its 0 is not a measurement)."""
+    if isinstance(reply, Exception):
+        row["wrongtype"] = isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
+        row["error"] = f"{row['name']}: {str(reply)[:120]}"
         return True
-    return isinstance(reply, Exception)
+    return False
 
 
 def _count(row: dict[str, Any], state: str, n: int) -> None:
@@ -293,7 +295,7 @@ def _count(row: dict[str, Any], state: str, n: int) -> None:
 def _read_list(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
     key, library, state = queue.key, queue.convention, queue.state
     if library == "celery":
-        depth, oldest = yield [lambda p: p.llen(key), lambda p: p.lrange(key, -CELERY_SAMPLE, -1)]
+        (depth,) = yield [lambda p: p.llen(key)]
     elif library == "dramatiq" and state == DELAYED:
         depth, oldest = yield [lambda p: p.llen(key), lambda p: p.lrange(key, 0, DELAYED_SAMPLE - 1)]
     else:
@@ -305,22 +307,22 @@ def _read_list(queue: Queue, row: dict[str, Any], run: QueueRun) -> Reader:
         return
     if library == "celery":
         # Celery messages carry no enqueue time: the oldest age is unknown, never a false 0.
-        if isinstance(oldest, Exception):
-            row["delayed"] = None
-            return
-        etas = [eta for raw in oldest if (eta := celery_eta(raw)) is not None and eta > run.now]
-        if depth <= CELERY_SAMPLE:  # every message read: exact
-            row["depth"], row["delayed"] = depth - len(etas), len(etas)
-            row["next_due_in_s"] = round(min(etas) - run.now, 3) if etas else None
-        else:  # some ETA tasks may hide among the unread: counted as waiting, delayed unknown
-            row["delayed"], row["delayed_seen"] = None, len(etas)
+        # Messages are read only while there are few (their size is the application's).
+        row["delayed"] = 0 if not depth else None  # more than CELERY_SAMPLE: may hide ETA tasks
+        if 0 < depth <= CELERY_SAMPLE:
+            (messages,) = yield [lambda p: p.lrange(key, 0, CELERY_SAMPLE - 1)]
+            if not isinstance(messages, Exception) and len(messages) == depth:
+                etas = [eta for raw in messages if (eta := celery_eta(raw)) is not None and eta > run.now]
+                row["depth"], row["delayed"] = depth - len(etas), len(etas)
+                row["next_due_in_s"] = round(min(etas) - run.now, 3) if etas else None
         return
     if library == "dramatiq" and state == DELAYED:
-        if depth and not isinstance(oldest, Exception) and oldest:
+        # Not sorted by due time: the next one is known only when every delayed message is read.
+        if 0 < depth <= DELAYED_SAMPLE and not isinstance(oldest, Exception) and oldest:
             ids = [_text(i) for i in oldest]
             (bodies,) = yield [lambda p: p.hmget(f"{key}.msgs", ids)]
             etas = [] if isinstance(bodies, Exception) else [dramatiq_eta(b) for b in bodies]
-            if depth <= DELAYED_SAMPLE and etas and None not in etas:
+            if len(etas) == depth and None not in etas:
                 row["next_due_in_s"] = round(min(e for e in etas if e is not None) - run.now, 3)
                 row["oldest_age_s"] = _age(run.now, min(e for e in etas if e is not None))  # overdue
         return

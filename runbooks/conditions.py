@@ -369,6 +369,8 @@ def _pids(value: Any, source: str) -> str:
     found: list[int] = []
     for item in items:
         if isinstance(item, Mapping):
+            if "pids" not in item and "pid" not in item:
+                raise EvalError(f"{source}: a row without `pid` or `pids`: {_shown(item)}")
             inner = item.get("pids") if "pids" in item else [item.get("pid")]
             if inner is None:  # array_agg over no row is NULL: nothing listed there
                 continue

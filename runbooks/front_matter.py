@@ -87,8 +87,16 @@ def read_header(meta: dict[str, Any], lines: list[str], problems: Problems, path
     base = key_line(lines, "triggers") or 1
     for i, trig in enumerate(raw_triggers):
         line = base + 1 + i
+        if isinstance(trig, dict) and set(trig) == {"alert"}:
+            # `- {alert: PostgresReplicationLag}`: suggested while Alertmanager reports it firing.
+            name = trig["alert"]
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*", name):
+                problems.add(line, f"trigger: alert: expected an alert name such as PostgresReplicationLag, got {name!r}")
+                continue
+            triggers.append(Trigger("alerts", compile_condition(f"{name!r} in data.firing_names")))
+            continue
         if not isinstance(trig, dict) or set(trig) - {"target", "probe", "when"} or "probe" not in trig or "when" not in trig:
-            problems.add(line, "trigger: expected {probe: NAME, when: CONDITION} with an optional target")
+            problems.add(line, "trigger: expected {probe: NAME, when: CONDITION} with an optional target, or {alert: NAME}")
             continue
         if not isinstance(trig["probe"], str) or trig["probe"] not in PROBE_KINDS:
             problems.add(line, f"trigger: unknown probe {trig['probe']!r} (known: {', '.join(PROBE_KINDS)})")

@@ -25,6 +25,7 @@ from runbooks.classify import (
 )
 from runbooks.conditions import ConditionError, compile_condition, placeholder, template_fields
 from runbooks.front_matter import Problems, read_header, split_front_matter
+from runbooks.verdict import Classification
 from runbooks.model import (
     DEFAULT_PASS,
     HANDOVER_PREFIX,
@@ -37,7 +38,7 @@ from runbooks.model import (
     slugify,
 )
 
-RUNNABLE = ("probe", "sql", "redis", "docker")
+RUNNABLE = ("probe", "sql", "redis", "docker", "promql")
 STEP_KEYS = {"id", "target", "probe", "pass", "report", "timeout", "on_pass", "on_fail"}
 # A step's `timeout=` may shorten or lengthen its wait, up to this: the cockpit shows a running
 # step until it ends, and a read that needs longer should be made cheaper (or be manual).
@@ -201,6 +202,15 @@ def _finish_step(f: dict[str, Any], problems: Problems) -> dict[str, Any]:
         out["probe"] = str(s.get("probe") or "")
         if out["probe"] not in PROBE_KINDS:
             problems.add(line, f"unknown probe {out['probe']!r} (known: {', '.join(PROBE_KINDS)})")
+    elif block == "promql":
+        # Prometheus's query API evaluates and reads; nothing a query says can change a thing.
+        out["classification"] = Classification("read", "a PromQL instant query (Prometheus's query API only reads)")
+        if not out.get("command"):
+            problems.add(line, "```promql: the block holds no query")
+        try:
+            template_fields(out.get("command", ""))
+        except ConditionError as exc:
+            problems.add(line, f"```promql: {exc}")
     else:
         command = out.get("command", "")
         try:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from runbooks.classify import Classification
 from runbooks.conditions import Condition
 
-StepKind = Literal["manual", "probe", "sql", "redis", "docker", "action"]
+StepKind = Literal["manual", "probe", "sql", "redis", "docker", "promql", "action"]
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 # Which backend kind produces each probe name (kept static so loading never imports drivers).
@@ -23,6 +23,9 @@ PROBE_KINDS: dict[str, str] = {
 # The backend kind a command block needs its target to be.
 BLOCK_KINDS = {"sql": "postgres", "redis": "redis", "docker": "docker"}
 DEFAULT_PASS = {"probe": "status == 'ok'", "sql": "rows == 0", "redis": "status == 'ok'", "docker": "status == 'ok'"}
+# ```promql target=prom pass="value < 0.05": an instant query against a Prometheus source.
+BLOCK_KINDS["promql"] = "prometheus"
+DEFAULT_PASS["promql"] = "status == 'ok'"
 
 
 def slugify(text: str) -> str:
@@ -77,7 +80,7 @@ class Step:
 
     @property
     def automatic(self) -> bool:
-        return self.kind in ("probe", "sql", "redis", "docker")
+        return self.kind in ("probe", "sql", "redis", "docker", "promql")
 
     @property
     def is_action(self) -> bool:

@@ -19,7 +19,7 @@ from runbooks.sql_lexer import Token
 SIGNALS = {"pg_terminate_backend": ("terminate", "terminated"), "pg_cancel_backend": ("cancel the running query of", "cancelled")}
 SHOWN = 5  # session lines the confirmation lists (80x24 leaves room for about that many)
 INLINE = 3  # sessions named in the one-line description (journal, notifications)
-PREVIEW_SQL = """SELECT pid, usename, application_name, client_addr::text AS client_addr, state,
+PREVIEW_SQL = """SELECT pid, usename, application_name, host(client_addr) AS client_addr, state,
        round(extract(epoch FROM now() - state_change)) AS state_s
 FROM pg_stat_activity
 WHERE {predicate}"""

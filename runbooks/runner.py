@@ -120,6 +120,13 @@ async def _read(step: Step, env: Environment, command: str, timeout: float, cont
                 "data": {"rows": rows[:MAX_ROWS]}, "summary": f"{len(rows)} row(s)"}
     if step.block == "redis":
         return await redis_call(target, step.words, command, timeout)
+    if step.block == "promql":
+        from probes import prometheus
+
+        res = await prometheus.query(target, command, probe=step.id, timeout=timeout, session=session)
+        series = res.data.get("series") or []
+        return {"status": str(res.status), "value": res.value, "data": res.data, "summary": res.summary,
+                "series": series, "count": res.data.get("count", len(series))}
     return await docker_call(env, target, step.words, command, timeout, read=True)
 
 
@@ -148,6 +155,7 @@ def _fill(step: Step, context: RunContext) -> str:
 
 
 _TARGET_WORDS = {"postgres": "PostgreSQL", "redis": "Redis", "http": "HTTP", "docker": "Docker", "dns": "DNS", "tcp": "TCP"}
+_TARGET_WORDS["prometheus"] = "Prometheus"
 
 
 def not_applicable(step: Step, env: Environment) -> str:

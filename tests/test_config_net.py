@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from probes.config import ConfigError, parse_config
 from probes.registry import targets
 from runbooks.commands import find_target, target_address
 from tests.conftest import warroom
+from tests.test_config_properties import PATH, _check_error, values, write
 
 GOOD = """
 [environments.prod]
@@ -131,3 +135,42 @@ def test_check_with_a_bad_dns_server_exits_2_without_traceback(tmp_path: Path) -
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert f"{config}:6: environments.p.dns[0].server: expected a port from 1 to 65535" in result.stderr, result.stderr
+
+
+# --- generated targets: a config or one error naming file, line and key, never a traceback ---
+
+_NET_VALUES = {
+    "name": st.sampled_from(["d", "", " "]),
+    "host": st.sampled_from(["api.example.com", "a..b", "x" * 70, "127.0.0.1", "[::1]", "h\n", "é.com", "_dmarc.example.com."]),
+    "type": st.sampled_from(["A", "aaaa", "MX", "SRV", "", "txt"]),
+    "server": st.sampled_from(["127.0.0.1", "127.0.0.1:5353", "[::1]:53", "::1", "[::1", "127.0.0.1:²", "127.0.0.1:0", "host:53", ":53", ""]),
+    "expect": st.lists(st.sampled_from(["127.0.0.1", "::1", "mail.example.com", "1.2.3", "x y"]), max_size=2),
+    "port": st.integers(-1, 70000),
+    "latency_warn_ms": st.floats(-1, 2000),
+    "connect_fail_ms": st.floats(-1, 2000),
+}
+_NET_KEYS = {"dns": ["name", "host", "type", "server", "expect", "latency_warn_ms", "timeout"],
+             "tcp": ["name", "host", "port", "connect_fail_ms", "server"]}
+
+
+@st.composite
+def net_documents(draw: st.DrawFn) -> dict[str, Any]:
+    env: dict[str, Any] = {}
+    for kind in draw(st.lists(st.sampled_from(["dns", "tcp"]), unique=True, min_size=1)):
+        targets_ = []
+        for _ in range(draw(st.integers(1, 2))):
+            keys = draw(st.lists(st.sampled_from(_NET_KEYS[kind]), unique=True, min_size=1, max_size=5))
+            targets_.append({k: draw(st.one_of(_NET_VALUES[k], values) if k in _NET_VALUES else values) for k in keys})
+        env[kind] = targets_
+    return {"environments": {"p": env}}
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(net_documents())
+def test_generated_dns_and_tcp_targets_give_a_config_or_an_error_naming_file_line_and_key(doc: dict[str, Any]) -> None:
+    text, where = write(doc)
+    try:
+        parse_config(text, PATH)
+    except ConfigError as error:
+        _check_error(error, where)
+        assert "invalid literal" not in str(error) and "Traceback" not in str(error), str(error)

@@ -42,7 +42,14 @@ def _detail_screens() -> dict[str, Callable[[], Screen[None]]]:
         "replication": charts.ReplicationDetail,
         "latency": charts.LatencyDetail,
         "queues": charts.QueuesDetail,
+        "alerts": _alerts_screen,
     }
+
+
+def _alerts_screen() -> Screen[None]:
+    from tui.screens.alerts import AlertsDetail
+
+    return AlertsDetail()
 
 
 class WarroomApp(App[int]):
@@ -90,6 +97,7 @@ class WarroomApp(App[int]):
         self.start_runbook = start_runbook
         self.guided = guided
         self.resume = resume
+        self.runbook_left: Any = None  # (runbook, mode, step id) `c` on the main screen goes back to
         self.incident: Any = None  # tui.incident.IncidentLog, created at the first alarm or runbook opened
         self.symptoms = SymptomWatch(self._incident_log)  # opens the incident at the first alarm
         self._help_rows: list[KeyRow] | None = None
@@ -196,6 +204,15 @@ class WarroomApp(App[int]):
             self.pop_screen()
         main.action_jump(message.pane_id)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The Alerts key (tui/screens/alerts.py) exists only where an Alertmanager is configured.
+        if action == "open_detail" and parameters == ("alerts",):
+            return bool(self.env.alertmanager)
+        return True
+
+    def action_open_detail(self, name: str) -> None:
+        self.open_detail(name)
+
     def open_detail(self, name: str) -> None:
         screen = _detail_screens().get(name)
         if screen is not None:
@@ -281,7 +298,8 @@ def make_app(
         refresh_s=refresh,
         read_only=read_only,
         runbooks=find_runbooks(runbook_dirs),
-        store=ResultStore(history=history, clock=clock, order=[target.name for _kind, target in targets(env)]),
+        store=ResultStore(history=history, clock=clock, order=[target.name for _kind, target in targets(env)],
+                          groups={target.name: getattr(target, "group", "") for _kind, target in targets(env)}),
         start_runbook=runbook,
         guided=guided,
         resume=resume,

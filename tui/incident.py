@@ -11,7 +11,7 @@ from typing import Any
 from probes.config import Environment
 from probes.secrets import redact
 from runbooks.model import Runbook, Step
-from runbooks.preview import ActionPreview
+from runbooks.preview import ActionPreview, over_activity
 from runbooks.runner import (
     SQL_MIN_TIMEOUT_S,
     Outcome,
@@ -235,6 +235,10 @@ class RunbookRun:
     async def preview(self, step: Step) -> ActionPreview | None:
         """The sessions the action will reach, counted now (runbooks.runner.preview_action)."""
         return await preview_action(step, self.context, self.env)
+
+    def counts_first(self, step: Step) -> bool:
+        """Whether the action picks its sessions by a condition, so only counting says how many."""
+        return step.block == "sql" and over_activity(self.filled_command(step))
 
     def filled_command(self, step: Step) -> str:
         """The command with earlier results filled in (as written when they are missing)."""

@@ -32,6 +32,7 @@ class EnvHeader(BlankBacked, Horizontal):
     EnvHeader { dock: top; height: 1; background: $panel; color: $text; }
     EnvHeader > Label { width: auto; height: 1; text-wrap: nowrap; }
     EnvHeader > #header-counts { width: 1fr; }
+    EnvHeader > #header-hint { width: auto; text-style: bold; color: $warning; }
     """
 
     def __init__(
@@ -59,11 +60,17 @@ class EnvHeader(BlankBacked, Horizontal):
         self._env = Label(self._env_text(), id="header-env")
         self._last = TextLine(self._last_text(), id="header-last")
         self._tail = TextLine(self._tail_text(), id="header-counts")
+        self._hint = TextLine(Text(), id="header-hint")  # `r ▶ 3 runbooks` while the sidebar is hidden
 
     def compose(self) -> ComposeResult:
         yield self._env
         yield self._last
         yield self._tail
+        yield self._hint
+
+    def show_hint(self, text: str) -> None:
+        """A short hint at the right end (the main screen's runbook hint); "" hides it."""
+        self._hint.update(Text(f" {text} " if text else ""))
 
     # --- what the screen sets ------------------------------------------------------------
 
@@ -126,4 +133,4 @@ class EnvHeader(BlankBacked, Horizontal):
 
     def render_text(self) -> str:
         """The header as plain text (tests and screenshots read it)."""
-        return self._env_text().plain + self._last_text().plain + self._tail_text().plain
+        return self._env_text().plain + self._last_text().plain + self._tail_text().plain + self._hint.text.plain

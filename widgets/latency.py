@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 
 from probes.result import Status
 from probes.units import duration_ms
+from widgets.fleet import Row
 from widgets.pane import SPARK_HISTORY, Pane, headline, scale_top
 from widgets.problems import describe
 from widgets.store import STATE_RANK, Reading, worst_state
@@ -24,12 +24,14 @@ class LatencyPane(Pane):
     EMPTY = "no HTTP endpoints configured"
     DETAIL = "latency"
 
+    FILTERS = True
+
     def show(self) -> None:
         readings = self.store.readings("http")
-        lines: list[tuple[str, Text, list[float]]] = []
+        rows: list[Row] = []
         worst_p95 = 0.0
         for reading in readings:
-            key = reading.result.key
+            key, target = reading.result.key, reading.result.target
             p50 = self.store.percentile(key, 50)
             p95 = self.store.percentile(key, 95)
             line = headline(reading)
@@ -39,16 +41,22 @@ class LatencyPane(Pane):
             else:
                 line.append(f" p50 {duration_ms(p50)}  p95 {duration_ms(p95)}")
                 worst_p95 = max(worst_p95, p95)
-            lines.append((reading.result.target, line, self.store.values(key, last=SPARK_HISTORY)))
+            values = self.store.values(key, last=SPARK_HISTORY)
+            rows.append(Row(target, line, reading.state, target, self.store.group_of(target), values, p95, key, "http"))
         # One scale for every endpoint, so their bars compare; stated in the title.
         warn_lines = [r.result.data.get("latency_warn_ms") for r in readings] + [self.thresholds.get("http", "latency_ms_warn")]
         floor = max(SCALE_FLOOR_MS, min(float(w) for w in warn_lines if isinstance(w, int | float)))
-        top = scale_top((v for _, _, values in lines for v in values), floor)
-        self.show_series([(name, text, values, top) for name, text, values in lines])
-        self.set_scale(f"0–{duration_ms(top)}" if lines else "")
-        self.set_empty(None if readings else self.empty_text(bool(readings)))
+        top = scale_top((v for row in rows for v in row.values), floor)
+        shown = self.show_rows(rows, top)
+        self.set_scale(f"0–{duration_ms(top)}" if rows else "")
+        if self.filter_text and rows and not shown:
+            self.set_empty(f"nothing matches /{self.filter_text}")
+        else:
+            self.set_empty(None if readings else self.empty_text(bool(readings)))
         state = worst_state(r.state for r in readings)
-        self.set_summary(state, self.worst_words(readings, worst_p95) if readings else "", readings)
+        ok = sum(r.state == "ok" for r in readings)
+        words = [f"{ok}/{len(readings)} ok", self.worst_words(readings, worst_p95), self.shown_words(len(shown), len(rows))] if readings else []
+        self.set_summary(state, " · ".join(w for w in words if w), readings)
 
     def worst_words(self, readings: list[Reading], worst_p95: float) -> str:
         """`worst: api slow 1.3 s, p95 1.4 s`, `worst: api timeout`: an endpoint that is not ok

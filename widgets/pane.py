@@ -18,7 +18,8 @@ from textual.widget import Widget
 from textual.widgets import Label
 
 from probes.thresholds import Thresholds
-from probes.units import nice_ceiling
+from probes.units import duration_ms, nice_ceiling
+from widgets.fleet import PaneFilter, Row, arrange, matches
 from widgets.store import Reading, ResultStore
 from widgets.text_line import text_strip
 
@@ -59,9 +60,12 @@ class Pane(VerticalScroll, can_focus=True):
     KINDS: ClassVar[tuple[str, ...]] = ()  # target kinds whose readings this pane shows
     EMPTY: ClassVar[str] = ""  # shown when no target of those kinds is configured
     DETAIL: ClassVar[str] = ""  # the drill-down screen's name in the app
+    FILTERS: ClassVar[bool] = False  # `/` filters its rows (else `/` is the runbook filter)
 
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("enter", "drill_down", "Details", id="pane.details"),
+        Binding("slash", "filter", "Filter pane", id="pane.filter"),
+        Binding("escape", "clear_filter", "Clear filter", id="pane.clear_filter"),
     ]
 
     DEFAULT_CSS = """
@@ -115,6 +119,7 @@ class Pane(VerticalScroll, can_focus=True):
         self._summary = ""
         self._scale = ""
         self._series_width: int | None = None
+        self.filter_text = ""  # what `/` was given: only matching rows are listed
 
     def compose(self) -> ComposeResult:
         # Nothing to draw until the first reading: a muted line says which case this is.
@@ -157,6 +162,8 @@ class Pane(VerticalScroll, can_focus=True):
         title = f"{self.TITLE} · {self.state}" if self.state != "ok" else self.TITLE
         if self._scale:
             title += f" · {self._scale}"
+        if self.filter_text:
+            title += f" · /{self.filter_text}"
         if self.border_title != title:
             self.border_title = title
         if self.border_subtitle != self._summary:
@@ -209,6 +216,62 @@ class Pane(VerticalScroll, can_focus=True):
 
     def action_drill_down(self) -> None:
         self.post_message(self.DrillDown(self))
+
+    # --- many targets: order, groups, filter ------------------------------------------
+
+    def room(self) -> int | None:
+        """Lines the pane shows without scrolling (None before its first layout)."""
+        height = self.scrollable_content_region.height
+        if not height:
+            return None
+        return max(1, height - len(self.query(PaneFilter)))
+
+    def show_rows(self, rows: Sequence[Row], top: float | None = None, floor_ms: float = 50.0) -> list[Row]:
+        """Draw rows problems first, one line per group when they outnumber the pane's lines,
+        only those matching the filter; returns the matching rows. Without `top`, sparklines
+        (the groups') share a scale from 0 to their highest reading or `floor_ms`, stated in
+        the title."""
+        shown = [row for row in rows if matches(row, self.filter_text)] if self.filter_text else list(rows)
+        lines, _grouped = arrange(shown, self.room(), lambda key: self.store.values(key, last=SPARK_HISTORY))
+        if top is None:
+            drawn = [v for row in lines for v in row.values]
+            top = scale_top(drawn, floor_ms) if drawn else None
+            self.set_scale(f"0–{duration_ms(top)}" if top is not None else "")
+        self.show_series([(row.key, row.text, row.values, top) for row in lines])
+        return shown
+
+    def shown_words(self, shown: int, total: int) -> str:
+        """`12 of 300 shown` while a filter hides some rows."""
+        return f"{shown} of {total} shown" if self.filter_text else ""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter":
+            return self.FILTERS  # False: the key goes on to the screen (the runbook filter)
+        if action == "clear_filter":
+            return bool(self.filter_text)
+        return True
+
+    def action_filter(self) -> None:
+        found = self.query(PaneFilter)
+        box = found.first() if found else PaneFilter(self.filter_text, self._filter_changed)
+        if not found:
+            self.mount(box, before=0)
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        self._filter_changed("", True)
+
+    def _filter_changed(self, text: str, done: bool) -> None:
+        text = text.strip()
+        if text != self.filter_text:
+            self.filter_text = text
+            self._set_titles()
+            self.show()
+            self.refresh_bindings()
+        if done:
+            for box in self.query(PaneFilter):
+                box.remove()
+            self.focus()
 
     # --- keyed rows --------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from widgets.store import Reading, format_age, format_bytes, worst_state
 
 STEADY_RATE = 0.05  # jobs/s below which a queue counts as steady, not growing or draining
 SCALE_FLOOR_JOBS = 10.0  # sparklines reach at least the depth warn line, never less than this
+STATE_ORDER = {"waiting": 0, "log": 1, "delayed": 2, "in_flight": 3}  # probes.redis_queues' states
 
 
 def trend(rate: float | None) -> Text:
@@ -96,7 +97,8 @@ class QueuesPane(Pane):
         `bullmq videos  2 in flight`: the library's name for the queue, and what its jobs are doing."""
         key = (*reading.result.key, str(queue.get("name")), "depth")
         state = "stale" if reading.stale else self.queue_state(queue)
-        line = dot(state) + Text(f"{queue['library']} {queue.get('queue')}", style="bold")
+        part = f" {queue['role']}" if queue.get("role") in ("prioritized", "paused", "retry") else ""
+        line = dot(state) + Text(f"{queue['library']} {queue.get('queue')}{part}", style="bold")
         kind = queue.get("state") or "waiting"
         if kind == "delayed":
             line.append(f"  {count(queue.get('delayed'), unknown='?')} delayed")
@@ -129,6 +131,8 @@ class QueuesPane(Pane):
     def shown(queue: dict[str, Any]) -> bool:
         """Delayed and in-flight rows only while they hold jobs (or their count is unknown)."""
         kind = queue.get("state") or "waiting"
+        if queue.get("role") in ("prioritized", "paused"):  # BullMQ's other waiting lists
+            return queue.get("depth") != 0
         held = queue.get("delayed" if kind == "delayed" else "in_flight")
         return kind in ("waiting", "log") or held != 0
 
@@ -147,7 +151,10 @@ class QueuesPane(Pane):
             if reading is None:
                 continue
             states.append(reading.state)
-            for queue in reading.result.data.get("queues") or ():
+            # A library's queue together: waiting, then delayed, then in flight.
+            queues = sorted(reading.result.data.get("queues") or (), key=lambda q: (
+                str(q.get("library") or ""), str(q.get("queue") or q.get("name")), STATE_ORDER.get(q.get("state"), 0)))
+            for queue in queues:
                 if (queue.get("state") or "waiting") == "waiting":  # the total counts waiting jobs only
                     total += int(queue.get("depth") or 0)
                 if not self.shown(queue):

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from runbooks.catalog import FRONT_MATTER, RunbookEntry, rank_suggestions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "major": "red", "medium": "yellow", "warning": "yellow"}
+# CPU one suggestion pass may spend on triggers (in its worker thread). Each condition is
+# bounded by runbooks.conditions (50 ms); many bad triggers over many readings are bounded by
+# this: a pass that runs out continues, from where it stopped, SUGGEST_AGAIN_S later.
+SUGGEST_BUDGET_S = 0.02
+SUGGEST_AGAIN_S = 0.2
 
 def _with_triggers(entry: RunbookEntry) -> Any:
     """Only the front matter's triggers, as a runbooks.model.Runbook: parsing whole runbooks
@@ -48,7 +55,7 @@ class RunbookSidebar(Vertical):
     RunbookSidebar OptionList, RunbookSidebar OptionList:focus { border: none; height: 1fr; padding: 0; background: transparent; }
     RunbookSidebar Label { color: $text-muted; padding: 0 1; }
     RunbookSidebar Input { border: none; height: 1; padding: 0 1; background: transparent; }
-    RunbookSidebar Input:focus { background: $boost; }
+    RunbookSidebar Input:focus { border: none; height: 1; background: $boost; }
     """
 
     class Opened(Message):
@@ -58,13 +65,22 @@ class RunbookSidebar(Vertical):
             super().__init__()
             self.runbook_id = runbook_id
 
-    def __init__(self, entries: list[RunbookEntry], *, id: str | None = None) -> None:
+    class Suggested(Message):
+        """The suggested runbooks changed (the main screen's header hints at them)."""
+
+    def __init__(self, entries: list[RunbookEntry], *, id: str | None = None, reasons: bool = False) -> None:
         super().__init__(id=id)
         self.entries = entries
         self.filter_text = ""
+        self.reasons = reasons  # full screen: each suggestion says which reading matched
         # runbook id -> the trigger readings that match, most specific first (rank_suggestions)
         self.suggested: dict[str, list[str]] = {}
         self._triggers: dict[str, Any] | None = None  # runbook id -> runbooks.model.Runbook, loaded once
+        # runbook id -> the reasons its triggers matched at its last evaluation, and where the
+        # next pass starts (a pass out of budget leaves the rest to the next one)
+        self._matched: dict[str, list[str]] = {}
+        self._resume_at = 0
+        self._readings: list[Any] = []
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter runbooks", id="runbook-filter")
@@ -95,7 +111,11 @@ class RunbookSidebar(Vertical):
         if len(title) > room:
             title = title[: room - 1] + "…"
         # Text, not a markup string: titles may contain brackets.
-        return Text.assemble(mark, (title, "bold" if entry.id in self.suggested else ""))
+        prompt = Text.assemble(mark, (title, "bold" if entry.id in self.suggested else ""))
+        if self.reasons and self.suggested.get(entry.id):
+            why = self.suggested[entry.id]
+            prompt.append(f"\n  {why[0]}" + (f" (+{len(why) - 1})" if len(why) > 1 else ""), style="dim")
+        return prompt
 
     def _rebuild(self) -> None:
         found = self.query(OptionList)
@@ -117,7 +137,8 @@ class RunbookSidebar(Vertical):
         self._rebuild()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter in the filter opens the first match (`/lock⏎`); with no match, stays put."""
+        """Enter in the filter opens the first match (`/lock⏎`) and clears the filter; with
+        no match, stays put."""
         event.stop()
         options = self.query_one(OptionList)
         if options.option_count:
@@ -125,19 +146,37 @@ class RunbookSidebar(Vertical):
             options.focus()
             first = options.get_option_at_index(0)
             if first.id and self.filter_text.strip():
+                self.clear_filter()
                 self.post_message(self.Opened(first.id))
 
     def action_filter(self) -> None:
-        self.display = True
         self.query_one(Input).focus()
 
-    def key_escape(self, event: events.Key) -> None:
-        """Esc in the filter clears it and goes back to the list."""
+    def clear_filter(self) -> None:
         filter_input = self.query_one(Input)
-        if filter_input.has_focus and filter_input.value:
-            event.stop()
+        if filter_input.value:
             filter_input.value = ""
+        if self.filter_text:
+            self.filter_text = ""
+            self._rebuild()
+
+    def key_escape(self, event: events.Key) -> None:
+        """Esc in the filter clears it and leaves it, for the list: the next `q` quits
+        instead of going into a filter the operator no longer looks at."""
+        filter_input = self.query_one(Input)
+        if filter_input.has_focus:
+            event.stop()
+            self.clear_filter()
             self.query_one(OptionList).focus()
+
+    def on_descendant_blur(self) -> None:
+        # Leaving the runbook list (for a pane, another screen) drops the filter: it must not
+        # hide runbooks the next time the list is looked at.
+        self.call_after_refresh(self._drop_filter_unless_focused)
+
+    def _drop_filter_unless_focused(self) -> None:
+        if self.is_attached and not self.has_focus_within and self.screen.is_current and self.filter_text:
+            self.clear_filter()
 
     @property
     def first_suggestion(self) -> str | None:
@@ -145,20 +184,58 @@ class RunbookSidebar(Vertical):
         return next(iter(self.suggested), None)
 
     def suggest(self, results: Iterable[Any]) -> None:
-        """Highlight the runbooks whose `triggers` match current ProbeResults, most specific first."""
+        """Highlight the runbooks whose `triggers` match current ProbeResults, most specific
+        first. The triggers are evaluated in a worker thread, within SUGGEST_BUDGET_S of CPU
+        a pass: a runbook's bad trigger never holds up a key press."""
+        self._readings = list(results)
+        if not self._readings:  # nothing can match: no need to wait for a worker
+            self._matched, self._resume_at = {}, 0
+            self.workers.cancel_group(self, "suggest")
+            self.apply_suggestions({})
+            return
+        self._evaluate(self._readings)
+
+    @work(thread=True, exclusive=True, group="suggest", exit_on_error=False)
+    def _evaluate(self, readings: list[Any]) -> None:
         from runbooks.model import triggered
 
+        worker = get_current_worker()
         if self._triggers is None:
             self._triggers = {e.id: rb for e in self.entries if (rb := _with_triggers(e)) is not None}
-        readings = list(results)
-        matched = {rid: reasons for rid, rb in self._triggers.items() if (reasons := triggered(rb, readings))}
+        ids = list(self._triggers)
+        matched = dict(self._matched)
+        start, deadline, done = self._resume_at % max(1, len(ids)), time.thread_time() + SUGGEST_BUDGET_S, 0
+        for n in range(len(ids)):
+            if worker.is_cancelled:
+                return
+            if n and time.thread_time() > deadline:
+                break
+            rid = ids[(start + n) % len(ids)]
+            reasons = triggered(self._triggers[rid], readings)
+            if reasons:
+                matched[rid] = reasons
+            else:
+                matched.pop(rid, None)
+            done = n + 1
+        if worker.is_cancelled:
+            return
+        self._matched, self._resume_at = matched, (start + done) % max(1, len(ids))
         found = {rid: matched[rid] for rid in rank_suggestions(matched, self.entries)}
+        self.app.call_from_thread(self.apply_suggestions, found, done < len(ids))
+
+    def apply_suggestions(self, found: dict[str, list[str]], unfinished: bool = False) -> None:
+        """On the event loop: show what a pass found; an unfinished pass goes on shortly."""
+        if not self.is_attached:
+            return
         if list(found) != list(self.suggested):
             self.suggested = found
             self._rebuild()
             self.border_subtitle = f"{len(found)} suggested" if found else ""
+            self.post_message(self.Suggested())
         else:
             self.suggested = found
+        if unfinished:
+            self.set_timer(SUGGEST_AGAIN_S, lambda: self._evaluate(self._readings), name="suggest again")
 
     def on_mount(self) -> None:
         self.border_title = "Runbooks"

@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 
 from probes.units import duration_ms
+from widgets.fleet import Row
 from widgets.pane import DOT_STYLE, Pane, dot, headline
 from widgets.store import Reading, format_bytes, worst_state
 
@@ -94,34 +95,45 @@ class ServicesPane(Pane):
     EMPTY = "no HTTP endpoints, DNS or TCP checks or Docker engine configured"
     DETAIL = "services"
 
+    FILTERS = True
+
     def show(self) -> None:
-        lines: dict[str, Text] = {}
+        rows: list[Row] = []
         states: list[str] = []
+        group_of = self.store.group_of
         for reading in self.store.readings("http"):
-            p95 = self.store.percentile(reading.result.key, 95)
-            lines[f"http-{reading.result.target}"] = endpoint_line(reading, p95)
+            key, target = reading.result.key, reading.result.target
+            p95 = self.store.percentile(key, 95)
+            rows.append(Row(f"http-{target}", endpoint_line(reading, p95), reading.state, target, group_of(target), (), p95, key, "http"))
             states.append(reading.state)
         for probe, line_of in (("dns", dns_line), ("tcp", tcp_line)):
             for reading in self.store.readings(probe):
-                lines[f"{probe}-{reading.result.target}"] = line_of(reading)
+                key, target = reading.result.key, reading.result.target
+                p95 = self.store.percentile(key, 95)
+                rows.append(Row(f"{probe}-{target}", line_of(reading), reading.state, target, group_of(target), (), p95, key, probe))
                 states.append(reading.state)
         for reading in self.store.readings("containers"):
             states.append(reading.state)
+            target = reading.result.target
             containers = reading.result.data.get("containers") or []
             if reading.latest.status.value == "error" and not reading.stale:
-                lines[f"docker-{reading.result.target}"] = dot("error") + Text(reading.latest.summary)
+                rows.append(Row(f"docker-{target}", dot("error") + Text(reading.latest.summary), "error", target, group_of(target), words="docker"))
             elif reading.stale:
-                lines[f"docker-{reading.result.target}"] = dot("stale") + Text(
-                    f"{reading.result.target}  {reading.staleness}", style="italic"
-                )
+                line = dot("stale") + Text(f"{target}  {reading.staleness}", style="italic")
+                rows.append(Row(f"docker-{target}", line, "stale", target, group_of(target), words="docker"))
             for container in containers:
                 state = "stale" if reading.stale else container_state(container)
-                lines[f"ctr-{container.get('name')}"] = container_line(container, state)
+                name = str(container.get("name"))
+                rows.append(Row(f"ctr-{name}", container_line(container, state), state, name, group_of(target), words=f"container {target}"))
         # One block of lines: they change together every refresh (latencies), and one widget
         # redraws faster than one per line.
-        self.show_series([(key, text, ()) for key, text in lines.items()])
-        self.set_empty(None if lines else self.empty_text(bool(states)))
+        shown = self.show_rows(rows)
+        if self.filter_text and rows and not shown:
+            self.set_empty(f"nothing matches /{self.filter_text}")
+        else:
+            self.set_empty(None if rows else self.empty_text(bool(states)))
         bad = sum(s != "ok" for s in states)
         summary = f"{len(states) - bad}/{len(states)} ok" if states else ""
+        summary = " · ".join(w for w in (summary, self.shown_words(len(shown), len(rows))) if w)
         readings = [r for probe in self.PROBES for r in self.store.readings(probe)]
         self.set_summary(worst_state(states), summary, readings)

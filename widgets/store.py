@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from probes.result import ProbeResult, Status
@@ -44,10 +44,22 @@ class Reading:
 
 
 STATE_RANK = {"ok": 0, "warn": 1, "stale": 2, "fail": 3, "error": 4}
+# The order panes list rows in: problems first (fail, error, old data, warn), then the rest.
+LIST_ORDER = {"fail": 0, "error": 1, "stale": 2, "warn": 3}
 
 
 def worst_state(states: Iterable[str]) -> str:
     return max(states, key=lambda s: STATE_RANK.get(s, 0), default="ok")
+
+
+def list_rank(state: str) -> int:
+    """A row's place by its state: fail, error, stale, warn, then ok and idle together. Sorted
+    stably, rows in one state keep the config's order and do not swap at every refresh."""
+    return LIST_ORDER.get(state, len(LIST_ORDER))
+
+
+def is_problem(state: str) -> bool:
+    return state in LIST_ORDER
 
 
 def format_age(seconds: float | None) -> str:
@@ -83,11 +95,19 @@ class ResultStore:
     sample counts. `clock` is injectable so ages are deterministic in tests.
     """
 
-    def __init__(self, *, history: int = HISTORY, clock: Callable[[], float] = time.time, order: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        history: int = HISTORY,
+        clock: Callable[[], float] = time.time,
+        order: Iterable[str] = (),
+        groups: Mapping[str, str] | None = None,
+    ) -> None:
         self.history_size = history
         # Targets listed in this order (the config's: primary before replica), whatever
         # order their readings arrive in; others after them, in arrival order.
         self._rank = {name: i for i, name in enumerate(order)}
+        self.groups = {name: group for name, group in (groups or {}).items() if group}  # target -> `group` key
         self.clock = clock
         self.latest: dict[Key, ProbeResult] = {}
         self.last_good: dict[Key, ProbeResult] = {}
@@ -123,6 +143,10 @@ class ResultStore:
     def order_of(self, target: str) -> int:
         """A target's place in the config's order (targets not in it come after)."""
         return self._rank.get(target, len(self._rank))
+
+    def group_of(self, target: str) -> str:
+        """The target's `group` from the config ("" when it has none)."""
+        return self.groups.get(target, "")
 
     def results(self, probe: str) -> list[ProbeResult]:
         """Latest results of one probe across targets, in arrival order of targets."""

@@ -219,7 +219,7 @@ async def test_shared_session_uses_one_pool_for_all_endpoints() -> None:
         # The last user closed the pool: a new session gets a new one, with no connection kept.
         third = probe.Session(HttpTarget("c", service.url))
         assert third.transport is not transport
-        assert not transport._pool.connections  # noqa: SLF001 - nothing left open
+        assert not transport.connections  # nothing left open
         await third.aclose()
 
 

@@ -52,9 +52,12 @@ async def test_collect_reads_the_standard_exporter_metrics(prometheus_sandbox: A
 async def test_health_query_fails_on_a_zero(prometheus_sandbox: Any) -> None:
     """A health query (up, pg_up, redis_up, probe_success) reads fail when one series is 0."""
     env = prometheus_sandbox.env
-    target = PrometheusTarget("prom", env.prometheus[0].url, queries=(("pg_up", 'pg_up - on (instance) group_left pg_up{instance="replica"}'),))
+    # An overridden query, as a config's `queries = { pg_up = "..." }` gives: the replica reads 0.
+    expr = 'pg_up{instance="primary"} or (pg_up{instance="replica"} * 0)'
+    target = PrometheusTarget("prom", env.prometheus[0].url, queries=(("pg_up", expr),))
     result = (await prometheus.collect(target, env.thresholds, timeout=5.0))[0]
-    assert result.status is Status.FAIL and "2/2 down" in result.summary, result.summary
+    assert result.status is Status.FAIL and result.summary == "prom: pg_up: 1/2 down (replica)", result.summary
+    assert result.data["query"] == expr and result.value == 1
 
 
 async def test_query_range_has_about_one_point_per_column(prometheus_sandbox: Any) -> None:
@@ -123,3 +126,13 @@ def test_every_rule_names_a_bundled_runbook() -> None:
     for rule in rules:
         url = rule["annotations"]["runbook_url"]
         assert runbook_for(url, entries) is not None, f"{rule['alert']}: {url} names no bundled runbook"
+
+
+def test_gate_skips_without_the_binaries_and_fails_when_they_are_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine where none of the programs is installed
+    monkeypatch.delenv("WARROOM_REQUIRE_PROMETHEUS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="prometheus: not installed"):
+        binaries_or_skip()
+    monkeypatch.setenv("WARROOM_REQUIRE_PROMETHEUS", "1")
+    with pytest.raises(pytest.fail.Exception, match="WARROOM_REQUIRE_PROMETHEUS=1 requires them"):
+        binaries_or_skip()

@@ -174,7 +174,8 @@ async def test_connection_exhaustion(sandbox: SandboxHandle) -> None:
         assert steps["terminate-idle-transactions"].status == Outcome.SKIPPED
         refused = steps["terminate-idle-hoarders"]
         assert refused.status == Outcome.REFUSED
-        assert "application_name = 'sandbox-exhaust'" in refused.summary and "on primary (127.0.0.1:" in refused.summary
+        # It would terminate exactly the idle sessions top-holders listed (issue 9 item 5).
+        assert re.search(r"would terminate up to 3\d sessions on primary \(127\.0\.0\.1:\d+\) \(pids \d+", refused.summary), refused.summary
         assert steps["verify"].status == Outcome.FAIL and not report.ok
         assert "primary connections: value >= 0.8" in await suggested(pool, sandbox.env)
         # The connection failures runbook sees the same fault and hands over to this one.

@@ -8,8 +8,10 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Label, Static
+from textual.widgets import Label, Markdown, Static
 
 from runbooks.conditions import EvalError
 from runbooks.model import PROBE_KINDS, Step
@@ -74,6 +76,19 @@ class RunbookScreenBase(Screen[None]):
 
     def on_unmount(self) -> None:
         self.run.unlisten(self.step_changed)
+
+    def on_screen_suspend(self) -> None:
+        # Popped or covered alike: the widgets (and the step the cursor is on) are still there.
+        self.remember_left()
+
+    def remember_left(self) -> None:
+        """Where `c` on the main screen comes back to: this runbook, mode and step."""
+        try:
+            step = self.current_step()
+        except NoMatches:  # the screen's widgets are already gone
+            step = None
+        mode = "guided" if type(self).__name__ == "GuidedScreen" else "checklist"
+        self.app.runbook_left = (self.run.runbook, mode, step.id if step is not None else None)
 
     def step_changed(self, step_id: str) -> None:
         # A covered or closing screen redraws everything when it is shown again.
@@ -215,7 +230,7 @@ class RunbookScreenBase(Screen[None]):
 
         self.app.push_screen(ConfirmAction(step_title=f"{step.index + 1}. {step.title}", what=what,
                                            command=self.run.filled_command(step), target=step.target,
-                                           preview=lambda: self.run.preview(step)), decided)
+                                           preview=lambda: self.run.preview(step), hold=self.run.counts_first(step)), decided)
 
     def start_action(self, step: Step, *, confirmed: bool) -> None:
         # On the app, not this screen: a confirmed action must finish and be journaled even
@@ -254,7 +269,10 @@ class ChecklistScreen(RunbookScreenBase):
 
     DEFAULT_CSS = """
     ChecklistScreen Checklist { height: auto; max-height: 65%; }
-    ChecklistScreen #detail { height: 1fr; min-height: 4; padding: 0 1; }
+    ChecklistScreen #detail-box { height: 1fr; min-height: 5; padding: 0 1; }
+    ChecklistScreen #detail-box Markdown { margin: 0; padding: 0; }
+    ChecklistScreen #detail-explain { margin: 0; padding: 0; }
+    ChecklistScreen.-short Checklist { border: none; max-height: 75%; }
     """
 
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
@@ -262,12 +280,17 @@ class ChecklistScreen(RunbookScreenBase):
     def __init__(self, run: RunbookRun, *, start: str | None = None) -> None:
         super().__init__(run)
         self.start = start
+        self._explained: str | None = None  # the step whose explanation #detail-explain shows
 
     def compose(self) -> ComposeResult:
         yield Label(self.header_text("checklist"), id="rb-title", markup=False)
         yield Static(id="live")
         yield Checklist(id="checklist")
-        yield Static(id="detail")
+        # The selected step: its result and what to do, then its explanation (scrolls).
+        with VerticalScroll(id="detail-box"):
+            yield Static(id="detail")
+            yield Markdown(id="detail-explain")
+            yield Static(id="detail-facts")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -308,14 +331,14 @@ class ChecklistScreen(RunbookScreenBase):
     def update_detail(self) -> None:
         step = self.current_step()
         detail = self.query_one("#detail", Static)
+        explain = self.query_one("#detail-explain", Markdown)
+        facts = self.query_one("#detail-facts", Static)
         if step is None:
             detail.update("this runbook has no numbered steps")
             return
         state = self.run.states[step.id]
         text = Text()
-        text.append(f"{step.index + 1}. {step.title}", style="bold")
-        text.append(f"  ({step.section})\n" if step.section else "\n", style="dim")
-        text.append(step_facts(step) + "\n", style="dim")
+        text.append(f"{step.index + 1}. ", style="bold")
         text.append_text(status_text(state.status))
         when = " · ".join(b for b in (format_duration(state.duration_ms), format_time(state.ts)) if b)
         text.append(f"  {state.summary}" + (f"  ({when})" if when else "") + "\n")
@@ -324,6 +347,12 @@ class ChecklistScreen(RunbookScreenBase):
             text.append(f"note: {note}\n", style="cyan")
         text.rstrip()
         detail.update(text)
+        if self._explained != step.id:  # the explanation is redrawn only for another step
+            self._explained = step.id
+            explain.update(step.text or "")
+            self.query_one("#detail-box", VerticalScroll).scroll_home(animate=False)
+        section = f"{step.section} · " if step.section else ""
+        facts.update(Text(section + step_facts(step), style="dim"))
 
     def hint(self, step: Step) -> str:
         if handover := self.handover_of(step):

@@ -21,8 +21,9 @@ class ConfirmAction(ModalScreen[bool]):
 
     Focus starts on Cancel, so a stray Enter declines; Escape declines too. With `preview`
     (a coroutine returning runbooks.preview.ActionPreview), the sessions the action will reach
-    are counted first: "Run action" stays disabled until then, and for good when there is
-    nothing to do; the first SHOWN of them are listed.
+    are counted and the first SHOWN listed; with `hold` (the action selects its sessions by a
+    condition, so only the count says how many), "Run action" stays disabled until counted.
+    When there is nothing to do it is disabled for good.
     """
 
     BINDINGS: ClassVar[list[Binding]] = [
@@ -45,13 +46,15 @@ class ConfirmAction(ModalScreen[bool]):
     ConfirmAction Button { margin: 0 0 0 2; }
     """
 
-    def __init__(self, *, step_title: str, what: str, command: str, target: str, preview: Preview | None = None) -> None:
+    def __init__(self, *, step_title: str, what: str, command: str, target: str, preview: Preview | None = None,
+                 hold: bool = False) -> None:
         super().__init__()
         self.step_title = step_title
         self.what = what
         self.command = command
         self.target = target
         self.preview = preview
+        self.hold = hold and preview is not None
         self.counted: Any = None  # the ActionPreview once counted
 
     def compose(self) -> ComposeResult:
@@ -68,7 +71,7 @@ class ConfirmAction(ModalScreen[bool]):
                               style="italic"))
             with Horizontal():
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Run action", id="run", variant="error", disabled=self.preview is not None)
+                yield Button("Run action", id="run", variant="error", disabled=self.hold)
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
@@ -88,10 +91,12 @@ class ConfirmAction(ModalScreen[bool]):
             # Nothing to act on: the dialog says so and only Cancel remains.
             what.update(Text(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", style="bold"))
             sessions.display = False
+            self.query_one("#run", Button).disabled = True
             return
         except EvalError as exc:
             what.update(Text(f"Cannot run it: {exc}", style="bold"))
             sessions.display = False
+            self.query_one("#run", Button).disabled = True
             return
         except Exception as exc:  # noqa: BLE001 - a failed count is said, never a crash
             sessions.update(Text(f"could not count its sessions beforehand: {exc}"[:300]))

@@ -22,6 +22,7 @@ from widgets.key_bar import KeyBar
 # Entering a step re-runs its read when the last result is older than this: what the
 # operator sees on arrival is current, without re-running every time they page back and forth.
 RERUN_AFTER_S = 10.0
+UNMARKED = ("pending", "manual")  # a manual step's states before the operator's p/f/s
 
 
 class GuidedScreen(RunbookScreenBase):
@@ -57,6 +58,7 @@ class GuidedScreen(RunbookScreenBase):
         self.path: list[str] = [first.id] if first else ([steps[0].id] if steps else [])
         self.auto_run = auto_run
         self.stopped = ""  # why the walk ended, when it did
+        self.asking = ""  # the manual step Enter asked a mark for: marking it moves on
 
     def compose(self) -> ComposeResult:
         yield Label(self.header_text("guided"), id="rb-title", markup=False)
@@ -82,6 +84,7 @@ class GuidedScreen(RunbookScreenBase):
     def enter_step(self) -> None:
         """Show the current step and run its read when it has no fresh result."""
         self.stopped = ""
+        self.asking = ""
         step = self.current_step()
         if step is not None and step.is_action:
             self.run.not_applicable(step)  # shows skipped, saying why: Enter goes on past it
@@ -155,6 +158,8 @@ class GuidedScreen(RunbookScreenBase):
     def next_text(self, step: Step) -> Text:
         if self.stopped:
             return Text(self.stopped, style="bold")
+        if self.asking == step.id and self.run.states[step.id].status in UNMARKED:
+            return Text("Mark this step first: p pass · f fail · s skip", style="bold reverse")
         following = self.run.next_step(step)
         if isinstance(following, Handover):
             title = self.runbook_title(following.runbook_id)
@@ -200,8 +205,14 @@ class GuidedScreen(RunbookScreenBase):
         if step is None:
             return
         following = self.run.next_step(step)
-        if isinstance(following, Handover):
+        if isinstance(following, Handover):  # hand-overs first: a manual hand-over step needs no mark
             self.follow_handover(following, guided=True)
+            return
+        if step.kind == "manual" and self.run.states[step.id].status in UNMARKED:
+            # Its answer decides the branch: ask for it instead of moving on silently.
+            self.asking = step.id
+            self.query_one("#next", Static).update(self.next_text(step))
+            self.notify(f"{step.id}: p pass · f fail · s skip (then the next step)")
             return
         if following == "stop" or following is None:
             self.stopped = ("the runbook stops here" if following == "stop" else "end of the runbook") + \
@@ -213,6 +224,13 @@ class GuidedScreen(RunbookScreenBase):
             self.path = self.path[: self.path.index(following.id)]
         self.path.append(following.id)
         self.enter_step()
+
+    def action_mark(self, mark: str) -> None:
+        step = self.current_step()
+        super().action_mark(mark)
+        if step is not None and self.asking == step.id and self.run.states[step.id].status not in UNMARKED:
+            self.asking = ""
+            self.action_next()  # the answer Enter asked for: go on along its branch
 
     def action_previous(self) -> None:
         if len(self.path) > 1:

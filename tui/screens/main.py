@@ -75,6 +75,8 @@ class MainScreen(BlankBacked, Screen[None]):
         Binding("b", "toggle_sidebar", "Sidebar", show=False, id="runbooks.toggle"),
         Binding("slash", "filter_runbooks", "Find runbook", id="runbooks.find"),
         Binding("i", "app.close_incident", "Close incident", show=False, id="incident.close"),
+        Binding("c", "resume_runbook", "Back to runbook", id="runbooks.resume"),
+        Binding("a", "app.open_detail('alerts')", "Alerts", id="alerts.view"),  # tui/screens/alerts.py
     ]
 
     def __init__(self) -> None:
@@ -199,6 +201,7 @@ class MainScreen(BlankBacked, Screen[None]):
         self.call_after_refresh(self._suggest, unless_unchanged=True)
 
     def on_screen_resume(self) -> None:
+        self.refresh_bindings()  # `c` (back to the runbook) once one was left
         # Readings that arrived while a detail screen covered this one.
         if self._dirty:
             self._flush()
@@ -236,22 +239,59 @@ class MainScreen(BlankBacked, Screen[None]):
             self.call_after_refresh(then, self._sidebar)
 
     def action_focus_runbooks(self) -> None:
+        """`r`: the runbook list; where the sidebar is hidden (a narrow terminal), full screen
+        rather than squeezing the panes."""
         from textual.widgets import OptionList
 
         def focus(sidebar: Any) -> None:
-            if not sidebar.display or sidebar.styles.display == "none" or sidebar.region.width == 0:
-                sidebar.display = True  # hidden on narrow terminals
-            sidebar.query_one(OptionList).focus()
+            if not sidebar.display:
+                self._runbook_list(sidebar)
+            else:
+                sidebar.query_one(OptionList).focus()
 
         self._with_sidebar(focus)
 
     def action_filter_runbooks(self) -> None:
         """`/` anywhere on the main screen: type part of a runbook's name, Enter opens it."""
-        self._with_sidebar(lambda sidebar: sidebar.action_filter())
+        self._with_sidebar(lambda sidebar: sidebar.action_filter() if sidebar.display else self._runbook_list(sidebar, filter_first=True))
+
+    def _runbook_list(self, sidebar: Any, *, filter_first: bool = False) -> None:
+        from tui.screens.runbook_list import RunbookListScreen
+
+        self.app.push_screen(RunbookListScreen(sidebar, filter_first=filter_first))
 
     def action_toggle_sidebar(self) -> None:
         self._fill_in()
-        self._sidebar.display = self._sidebar.region.width == 0
+        self._sidebar.display = not self._sidebar.display
+        self.call_after_refresh(self._show_runbook_hint)
+
+    # --- the runbook hint and the runbook in progress (issue 9, item 9) ---------------------
+
+    def on_runbook_sidebar_suggested(self) -> None:
+        self._show_runbook_hint()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_runbook_hint)
+
+    def _show_runbook_hint(self) -> None:
+        """With the sidebar hidden, the header says runbooks are suggested and which key lists them."""
+        sidebar, header = self._sidebar, self._header
+        if header is None or not header.is_attached or sidebar is None:
+            return
+        found = len(sidebar.suggested) if not sidebar.display else 0
+        header.show_hint(f"r ▶ {found} runbook{'s' if found > 1 else ''}" if found else "")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "resume_runbook":  # in the key bar once a runbook was left
+            return getattr(self.app, "runbook_left", None) is not None
+        return True
+
+    def action_resume_runbook(self) -> None:
+        """`c`: back to the runbook left last, on the step it was left at."""
+        from tui.screens.runbook import reopen_runbook
+
+        if not reopen_runbook(self.app):
+            self.notify("no runbook in progress yet: r lists them")
 
     def on_pane_drill_down(self, event: Pane.DrillDown) -> None:
         self.app.open_detail(event.pane.DETAIL)

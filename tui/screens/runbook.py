@@ -59,3 +59,22 @@ def resume_incident(app: Any) -> None:
     app.notify(f"resumed incident #{last.id} ({names})", title="incident journal")
     if last.runbooks and not getattr(app, "start_runbook", None):
         app.call_after_refresh(app.open_runbook, last.runbooks[-1])
+
+
+def reopen_runbook(app: Any) -> bool:
+    """`c` on the main screen: the runbook screen left last, on the step it was left at (the
+    app's `runbook_left`, set by RunbookScreenBase). False when none was left yet."""
+    left = getattr(app, "runbook_left", None)
+    if left is None:
+        return False
+    runbook, mode, step_id = left
+    incident = incident_of(app)
+    run = incident.run_for(runbook)  # the same run, or a new one once that incident was closed
+    incident.opened(runbook, mode)
+    if mode == "guided":
+        from tui.screens.guided import GuidedScreen
+
+        app.push_screen(GuidedScreen(run, start=step_id))
+    else:
+        app.push_screen(RunbookScreen(run, start=step_id))
+    return True

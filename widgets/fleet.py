@@ -1,0 +1,123 @@
+"""Panes for many targets: problems first, one line per group when rows are short, `/` filters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual import events
+from textual.widgets import Input
+
+from probes.units import duration_ms
+from widgets.store import is_problem, list_rank, worst_state
+
+UNGROUPED = "other"  # the line for targets without a `group` key, when they do not fit either
+
+
+@dataclass(slots=True)
+class Row:
+    """One target's line in a pane, with what ordering, grouping and filtering need."""
+
+    key: str
+    text: Text
+    state: str
+    name: str
+    group: str = ""
+    values: Sequence[float] = ()  # the sparkline drawn on its line, oldest first
+    p95: float | None = None
+    series: tuple[str, ...] | None = None  # its latency history in the store, for a group's sparkline
+    words: str = field(default="", repr=False)  # more text the filter looks in (kind, address)
+
+
+def matches(row: Row, text: str) -> bool:
+    """Every word of the filter is in the row's name, group, state or other words."""
+    haystack = f"{row.name} {row.group} {row.state} {row.words}".lower()
+    return all(word in haystack for word in text.lower().split())
+
+
+def in_order(rows: Sequence[Row]) -> list[Row]:
+    """Problems first (fail, error, stale, warn), then the rest; the config's order within a state."""
+    return sorted(rows, key=lambda row: list_rank(row.state))
+
+
+def worst_series(series: Sequence[Sequence[float]]) -> list[float]:
+    """Point by point, the highest of several histories aligned on their newest reading: a
+    group's sparkline shows its slowest member at each moment."""
+    longest = max((len(s) for s in series), default=0)
+    worst = [0.0] * longest
+    for values in series:
+        offset = longest - len(values)
+        for i, value in enumerate(values):
+            if value > worst[offset + i]:
+                worst[offset + i] = value
+    return worst
+
+
+History = Callable[[tuple[str, ...]], Sequence[float]]
+
+
+def group_row(name: str, members: Sequence[Row], history: History, label: str | None = None) -> Row:
+    """`● payments group  12/12 ok  worst p95 40 ms`, with the members' worst latency as sparkline."""
+    from widgets.pane import dot
+
+    state = worst_state(m.state for m in members)
+    ok = sum(not is_problem(m.state) for m in members)
+    line = dot(state) + Text(label or name, style="bold")
+    line.append(" group" if label is None else "", style="dim")
+    line.append(f"  {ok}/{len(members)} ok")
+    p95s = [m.p95 for m in members if m.p95 is not None]
+    if p95s:
+        line.append(f"  worst p95 {duration_ms(max(p95s))}", style="dim")
+    values = worst_series([history(m.series) for m in members if m.series is not None])
+    return Row(f"group-{name}", line, state, name, name, values, max(p95s) if p95s else None)
+
+
+def arrange(rows: Sequence[Row], room: int | None, history: History) -> tuple[list[Row], bool]:
+    """The rows to draw, and whether they were grouped. With more rows than `room` lines, every
+    problem still has its own line (first); the rest are one line per group, and those without
+    a group are listed one by one if they fit, else one `other` line."""
+    ordered = in_order(rows)
+    if room is None or len(ordered) <= room:
+        return ordered, False
+    problems = [r for r in ordered if is_problem(r.state)]
+    groups: dict[str, list[Row]] = {}
+    for row in rows:  # config order: groups appear where their first member is
+        if row.group:
+            groups.setdefault(row.group, []).append(row)
+    lines = list(problems)
+    lines += [group_row(name, members, history) for name, members in groups.items() if any(not is_problem(m.state) for m in members)]
+    loose = [r for r in ordered if not r.group and not is_problem(r.state)]
+    if len(lines) + len(loose) <= room or len(loose) <= 1:
+        lines += loose
+    else:
+        ungrouped = [r for r in rows if not r.group]
+        lines.append(group_row(UNGROUPED, ungrouped, history, label=f"{len(ungrouped)} without group"))
+    return lines, True
+
+
+class PaneFilter(Input):
+    """The filter line a pane or drill-down shows while `/` is typed: it filters as you type,
+    Enter keeps the filter, Esc clears it. `on_change(text, done)` is told each time."""
+
+    DEFAULT_CSS = """
+    PaneFilter { dock: top; border: none; height: 1; padding: 0 1; background: $boost; }
+    """
+
+    def __init__(self, value: str, on_change: Callable[[str, bool], object], *, id: str | None = None) -> None:
+        super().__init__(value=value, placeholder="filter: part of a name, group or state", id=id)
+        self._on_change = on_change
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._on_change(event.value, False)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._on_change(event.value, True)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape":
+            event.stop()
+            event.prevent_default()
+            self._on_change("", True)
