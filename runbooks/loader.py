@@ -25,7 +25,6 @@ from runbooks.classify import (
 )
 from runbooks.conditions import ConditionError, compile_condition, placeholder, template_fields
 from runbooks.front_matter import Problems, read_header, split_front_matter
-from runbooks.verdict import Classification
 from runbooks.model import (
     DEFAULT_PASS,
     HANDOVER_PREFIX,
@@ -37,6 +36,7 @@ from runbooks.model import (
     Step,
     slugify,
 )
+from runbooks.verdict import Classification
 
 RUNNABLE = ("probe", "sql", "redis", "docker", "promql")
 STEP_KEYS = {"id", "target", "probe", "pass", "report", "timeout", "on_pass", "on_fail"}

@@ -123,7 +123,7 @@ async def _read(step: Step, env: Environment, command: str, timeout: float, cont
     if step.block == "promql":
         from probes import prometheus
 
-        res = await prometheus.query(target, command, probe=step.id, timeout=timeout, session=session)
+        res = await prometheus.query(target, command, probe="promql", timeout=timeout, session=session)
         series = res.data.get("series") or []
         return {"status": str(res.status), "value": res.value, "data": res.data, "summary": res.summary,
                 "series": series, "count": res.data.get("count", len(series))}

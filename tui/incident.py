@@ -236,6 +236,13 @@ class RunbookRun:
         """The sessions the action will reach, counted now (runbooks.runner.preview_action)."""
         return await preview_action(step, self.context, self.env)
 
+    def previewer(self, step: Step) -> Callable[[], Awaitable[ActionPreview | None]] | None:
+        """What the confirmation calls to count the action's sessions; None without live probes
+        (fixed readings: snapshots, screenshots), whose connection the count would share."""
+        if self.context.sessions is None or step.block != "sql":
+            return None
+        return lambda: self.preview(step)
+
     def counts_first(self, step: Step) -> bool:
         """Whether the action picks its sessions by a condition, so only counting says how many."""
         return step.block == "sql" and over_activity(self.filled_command(step))

@@ -36,8 +36,12 @@ def _with_triggers(entry: RunbookEntry) -> Any:
     try:
         match = FRONT_MATTER.match(entry.path.read_text(encoding="utf-8"))
         meta = yaml.safe_load(match.group(1)) if match else None
-        triggers = tuple(Trigger(str(t["probe"]), compile_condition(str(t["when"])), str(t.get("target") or ""))
-                         for t in (meta or {}).get("triggers") or ())
+        triggers = tuple(
+            # `{alert: NAME}`: suggested while Alertmanager reports it firing (as the loader reads it)
+            Trigger("alerts", compile_condition(f"{str(t['alert'])!r} in data.firing_names"))
+            if set(t) == {"alert"} else
+            Trigger(str(t["probe"]), compile_condition(str(t["when"])), str(t.get("target") or ""))
+            for t in (meta or {}).get("triggers") or ())
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ConditionError, AttributeError, KeyError, TypeError):
         return None
     return Runbook(entry.id, entry.title, entry.severity, entry.path, triggers=triggers) if triggers else None

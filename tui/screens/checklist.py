@@ -230,7 +230,7 @@ class RunbookScreenBase(Screen[None]):
 
         self.app.push_screen(ConfirmAction(step_title=f"{step.index + 1}. {step.title}", what=what,
                                            command=self.run.filled_command(step), target=step.target,
-                                           preview=lambda: self.run.preview(step), hold=self.run.counts_first(step)), decided)
+                                           preview=self.run.previewer(step), hold=self.run.counts_first(step)), decided)
 
     def start_action(self, step: Step, *, confirmed: bool) -> None:
         # On the app, not this screen: a confirmed action must finish and be journaled even

@@ -47,6 +47,8 @@ class RunbookListScreen(Screen[None]):
     def on_mount(self) -> None:
         found = len(self.sidebar.suggested)
         self.sidebar.border_subtitle = f"{found} suggested" if found else ""
+        # Titles are cut to the room they have: rebuilt once the list knows its full width.
+        self.call_after_refresh(self.sidebar._rebuild)
         if self.filter_first:
             self.sidebar.action_filter()
         else:
