@@ -85,6 +85,9 @@ class RunbookSidebar(Vertical):
         self._matched: dict[str, list[str]] = {}
         self._resume_at = 0
         self._readings: list[Any] = []
+        self._passing = False  # a pass is under way (or due shortly, for runbooks left over)
+        self._again = False  # readings arrived meanwhile: another pass once it is done
+        self._stale = False  # the readings were cleared meanwhile: drop what the pass finds
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter runbooks", id="runbook-filter")
@@ -183,6 +186,11 @@ class RunbookSidebar(Vertical):
             self.clear_filter()
 
     @property
+    def busy(self) -> bool:
+        """A suggestion pass is under way or due (tests and snapshots wait for it)."""
+        return self._passing
+
+    @property
     def first_suggestion(self) -> str | None:
         """The most specific runbook the readings point to, if any."""
         return next(iter(self.suggested), None)
@@ -194,24 +202,40 @@ class RunbookSidebar(Vertical):
         self._readings = list(results)
         if not self._readings:  # nothing can match: no need to wait for a worker
             self._matched, self._resume_at = {}, 0
-            self.workers.cancel_group(self, "suggest")
+            self._stale = self._passing  # a pass under way would bring back old matches
             self.apply_suggestions({})
             return
+        if self._passing:
+            # One pass at a time, never cancelled: readings that change faster than a pass
+            # takes would otherwise keep every pass from finishing. The next one takes these.
+            self._again = True
+            return
+        self._start_pass()
+
+    def _start_pass(self) -> None:
+        self._passing, self._again, self._stale = True, False, False
         self._evaluate(self._readings)
 
-    @work(thread=True, exclusive=True, group="suggest", exit_on_error=False)
+    @work(thread=True, group="suggest", exit_on_error=False)
     def _evaluate(self, readings: list[Any]) -> None:
+        found: dict[str, list[str]] = {}
+        unfinished = False
+        try:
+            found, unfinished = self._one_pass(readings)
+        finally:  # even when a pass fails, the next one may start
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._pass_done, found, unfinished)
+
+    def _one_pass(self, readings: list[Any]) -> tuple[dict[str, list[str]], bool]:
+        """(the ranked suggestions, whether runbooks were left for the next pass)."""
         from runbooks.model import triggered
 
-        worker = get_current_worker()
         if self._triggers is None:
             self._triggers = {e.id: rb for e in self.entries if (rb := _with_triggers(e)) is not None}
         ids = list(self._triggers)
         matched = dict(self._matched)
         start, deadline, done = self._resume_at % max(1, len(ids)), time.thread_time() + SUGGEST_BUDGET_S, 0
         for n in range(len(ids)):
-            if worker.is_cancelled:
-                return
             if n and time.thread_time() > deadline:
                 break
             rid = ids[(start + n) % len(ids)]
@@ -221,16 +245,24 @@ class RunbookSidebar(Vertical):
             else:
                 matched.pop(rid, None)
             done = n + 1
-        if worker.is_cancelled:
-            return
         self._matched, self._resume_at = matched, (start + done) % max(1, len(ids))
-        found = {rid: matched[rid] for rid in rank_suggestions(matched, self.entries)}
-        self.app.call_from_thread(self.apply_suggestions, found, done < len(ids))
+        return {rid: matched[rid] for rid in rank_suggestions(matched, self.entries)}, done < len(ids)
 
-    def apply_suggestions(self, found: dict[str, list[str]], unfinished: bool = False) -> None:
-        """On the event loop: show what a pass found; an unfinished pass goes on shortly."""
+    def _pass_done(self, found: dict[str, list[str]], unfinished: bool) -> None:
+        """On the event loop: show what a pass found; newer readings or runbooks left over
+        start the next pass (the leftovers a little later, to leave the CPU to the screen)."""
+        self._passing = False
         if not self.is_attached:
             return
+        if not self._stale:
+            self.apply_suggestions(found)
+        if self._again:
+            self._start_pass()
+        elif unfinished and self._readings:
+            self._passing = True
+            self.set_timer(SUGGEST_AGAIN_S, self._start_pass, name="suggest again")
+
+    def apply_suggestions(self, found: dict[str, list[str]]) -> None:
         if list(found) != list(self.suggested):
             self.suggested = found
             self._rebuild()
@@ -238,8 +270,6 @@ class RunbookSidebar(Vertical):
             self.post_message(self.Suggested())
         else:
             self.suggested = found
-        if unfinished:
-            self.set_timer(SUGGEST_AGAIN_S, lambda: self._evaluate(self._readings), name="suggest again")
 
     def on_mount(self) -> None:
         self.border_title = "Runbooks"

@@ -44,7 +44,8 @@ async def main_screen_settled(pilot: Any, within_s: float = 10.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         main = next((s for s in app.screen_stack if isinstance(s, MainScreen)), None)
-        if main is not None and main.panes() and main.query("#sidebar") and main.query(Footer):
+        if main is not None and main.panes() and main.query("#sidebar") and main.query(Footer) \
+                and not getattr(main.query_one("#sidebar"), "busy", False):  # its suggestions in
             break
         await pilot.pause(0.05)
     await pilot.pause()

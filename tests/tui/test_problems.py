@@ -174,4 +174,5 @@ async def test_the_header_line_on_a_narrow_terminal_starts_with_the_count() -> N
     async with app.run_test(size=(80, 24)) as pilot:
         await main_screen_settled(pilot)
         first = screen_text(app).splitlines()[0]
-        assert "│ 7 problems: payments HTTP 503; " in first and first.rstrip().endswith("…"), first
+        # The count comes first; the problems are cut to leave room for the runbook hint.
+        assert "│ 7 problems: payme…" in first and first.rstrip().endswith("r ▶ 5 runbooks"), first
