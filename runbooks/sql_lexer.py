@@ -83,16 +83,25 @@ def _quote_end(sql: str, i: int, quote: str, backslash: bool) -> int:
         i += 1
 
 
+_MOVED_BY_SETTING = "a backslash in a string literal moves its end when standard_conforming_strings is off"
+
+
+def _agreed_end(sql: str, i: int, *, escape: bool, why: str) -> int:
+    """End of the '...' at i read as the server reads it (escape mode or not), when the other
+    reading ends at the same place; Undecodable (why) when they differ."""
+    end = _quote_end(sql, i, "'", backslash=escape)
+    try:
+        other = _quote_end(sql, i, "'", backslash=not escape)
+    except SqlSyntaxError:
+        other = -1
+    if other != end:
+        raise Undecodable(why)
+    return end
+
+
 def _plain_string_end(sql: str, i: int) -> int:
     """A '...' whose reading depends on standard_conforming_strings: both readings must agree."""
-    on = _quote_end(sql, i, "'", backslash=False)
-    try:
-        off = _quote_end(sql, i, "'", backslash=True)
-    except SqlSyntaxError:
-        off = -1
-    if on != off:
-        raise Undecodable("a backslash in a string literal moves its end when standard_conforming_strings is off")
-    return on
+    return _agreed_end(sql, i, escape=False, why=_MOVED_BY_SETTING)
 
 
 def _continuation(sql: str, i: int) -> int | None:
@@ -122,18 +131,10 @@ def _string(sql: str, i: int, body_start: int, *, escape: bool) -> tuple[Token, 
     end = _quote_end(sql, body_start, "'", backslash=True) if escape else _plain_string_end(sql, body_start)
     token = Token("string", sql[body_start + 1 : end - 1], i)
     while (nxt := _continuation(sql, end)) is not None:
-        if not escape:
-            end = _plain_string_end(sql, nxt)
-            continue
         # The server reads an escape string's continuation in escape mode; were it not to see
         # a continuation, it would read a plain string: both readings must end at one place.
-        end = _quote_end(sql, nxt, "'", backslash=True)
-        try:
-            plain = _quote_end(sql, nxt, "'", backslash=False)
-        except SqlSyntaxError:
-            plain = -1
-        if plain != end:
-            raise Undecodable("an escape string continued on the next line reads differently")
+        why = "an escape string continued on the next line reads differently" if escape else _MOVED_BY_SETTING
+        end = _agreed_end(sql, nxt, escape=escape, why=why)
     return token, end
 
 
