@@ -263,9 +263,19 @@ class RunbookRun:
             state = self.states[step.id]
             state.status, state.summary = "running", "running the confirmed action"
             self._changed(step.id)
+        done_before = self.context.outcomes.get(step.id)
         outcome = await self._actor(step, self.env, context=self.context, confirmed=confirmed, read_only=self.read_only)
         if confirmed and not self.read_only:
             self.last_action_ts = outcome.timestamp
+        elif done_before is not None and str(done_before.status) == "pass":
+            # Asked again and declined: the action still ran the first time. The journal has the
+            # decline; the step keeps saying "done", never "not done" for a change that was made.
+            self.context.outcomes[step.id] = done_before
+            state = self.states[step.id]
+            if "(asked again, declined)" not in state.summary:
+                state.summary = f"{done_before.summary} (asked again, declined)"
+            self._changed(step.id)
+            return outcome
         self.apply(outcome, "action" if confirmed and not self.read_only else "action-declined")
         return outcome
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from probes.result import ProbeResult, Status
-from probes.units import duration, duration_ms
+from probes.units import duration, duration_ms, size
 from widgets.store import STATE_RANK, Reading, ResultStore
 
 MAX_WORDS = 48  # characters of a problem taken from a probe's summary
@@ -72,7 +72,26 @@ def _sessions(result: ProbeResult) -> list[str]:
         return [f"slow statements, mean {duration_ms(result.value)}"]
     elif result.probe == "connections" and data.get("total") is not None:
         return [f"connections {data['total']}/{data.get('max_connections', '?')}"]
+    elif result.probe == "replication":
+        return _replication(result) or [_clause(result)]
     return [_clause(result)]
+
+
+def _replication(result: ProbeResult) -> list[str]:
+    """`replica paused, replay 47 s behind` / `primary → replica 33.7 MiB behind`, never
+    "1 replica(s), max lag ...": the header names which replica and how far."""
+    data = result.data
+    if data.get("role") == "replica":
+        words = ["replay paused"] if data.get("replay_paused") else []
+        if data.get("replay_delay_s") is not None:
+            words.append(f"{duration(data['replay_delay_s'])} behind")
+        return [", ".join(words)] if words else []
+    found = []
+    for replica in data.get("replicas") or []:
+        if replica.get("lag_bytes") is not None:
+            found.append(f"→ {replica.get('application_name') or replica.get('client_addr')} {size(replica['lag_bytes'])} behind")
+    found += [f"→ {name} missing" for name in data.get("missing") or []]
+    return found
 
 
 def _containers(result: ProbeResult) -> list[tuple[str, str, str]]:

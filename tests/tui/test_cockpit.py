@@ -339,6 +339,32 @@ async def test_r_then_enter_opens_the_top_suggestion_after_the_list_reorders() -
         assert options.get_option_at_index(0).id == first_at_start
 
 
+async def test_r_after_a_runbook_opens_what_the_readings_point_to_now() -> None:
+    # Seen walking the sandbox: back from one incident's runbook, focus returned to the list
+    # and the cursor followed that runbook as the list reordered for the next incident, so
+    # `r` Enter opened the old runbook instead of the new top suggestion.
+    source = FixedSource([])
+    app = make_app(fixtures.environment(), source=source, clock=fixtures.clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await main_screen_settled(pilot)
+        sidebar = app.screen.query_one("#sidebar", RunbookSidebar)
+        options = sidebar.query_one(OptionList)
+        await pilot.press("r", "down", "down", "down", "enter")
+        await pilot.pause()
+        old = app.screen.run.runbook.id  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await pilot.pause()
+        source.push(fixtures.incident_results())
+        deadline = time.monotonic() + 10
+        while not sidebar.suggested and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        top = options.get_option_at_index(0).id
+        assert top in sidebar.suggested and top != old
+        await pilot.press("r", "enter")
+        await pilot.pause()
+        assert app.screen.run.runbook.id == top  # type: ignore[attr-defined]
+
+
 async def test_locks_detail_keeps_the_indent_of_a_query_that_wraps() -> None:
     # On an 80-column bastion session a long query wraps: its continuation lines must stay
     # under the session they belong to, or the blocking tree no longer reads.

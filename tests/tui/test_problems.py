@@ -122,6 +122,22 @@ async def test_idle_in_transaction_reaches_the_header_and_the_connections_pane()
         assert f"▲ 1 idle in transaction {age}" in text and "pid 1234, app shop" in text, text
 
 
+async def test_replication_problems_name_the_replica_and_how_far_behind() -> None:
+    # Seen walking replication-lag: the header read "primary 1 replica(s), max lag 33.7 MiB".
+    primary = r("primary", "postgres", "replication", "fail", "primary: 1 replica(s), max lag 33.7 MiB", 35332960.0,
+                role="primary", replicas=[{"application_name": "replica", "lag_bytes": 35332960, "replay_lag_s": 46.0}],
+                missing=["replica-2"], expected=["replica", "replica-2"])
+    replica = r("replica", "postgres", "replication", "fail", "replica: replay PAUSED; replay 47 s behind", 46.7,
+                role="replica", replay_paused=True, replay_delay_s=46.7)
+    app = app_on(FixedSource(replaced(healthy(), primary, replica)))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await main_screen_settled(pilot)
+        text = header(app)
+        assert "primary → replica 33.7 MiB behind; primary → replica-2 missing" in text, text
+        assert f"replica replay paused, {duration(46.7)} behind" in text, text
+        assert "replica(s)" not in text
+
+
 async def test_latency_subtitle_names_an_endpoint_that_times_out() -> None:
     # A timeout has no latency: the worst p95 of the others must not hide it.
     timeout = r("api", "http", "http", "error", "api: timed out after 2s waiting for the response from 127.0.0.1:58080",

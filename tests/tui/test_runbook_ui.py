@@ -130,6 +130,30 @@ async def test_declining_the_confirmation_leaves_the_backend_alive(sandbox: Sand
     assert ("action-declined", "terminate-blocker") in [(e.kind, e.step_id) for e in events]
 
 
+async def test_declining_an_action_asked_again_keeps_it_done(sandbox: SandboxHandle) -> None:
+    # Seen in the walk: resume replay confirmed (done), `a` pressed again on the same step and
+    # declined, and the step read "not done (declined by the operator)" though replay resumed.
+    with sandbox.scenario("replication-lag"):
+        app = make_app(sandbox.env, runbook="replication-lag")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunbookScreen), what="the checklist")
+            run = app.screen.run
+            step = next(s for s in run.runbook.steps if s.is_action)
+            app.screen.checklist.select_step(step.id)
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmAction), what="the confirmation")
+            await pilot.press("tab", "enter")  # Run action
+            await until(pilot, lambda: run.states[step.id].status == "pass", what="the action")
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmAction), what="the second confirmation")
+            await pilot.press("enter")  # Cancel
+            await until(pilot, lambda: "(asked again, declined)" in run.states[step.id].summary, what="the decline")
+            assert run.states[step.id].status == "pass"
+            assert str(run.context.outcomes[step.id].status) == "pass"
+            kinds = [e.kind for e in journal_events(app) if e.step_id == step.id]
+    assert kinds == ["action", "action-declined"]
+
+
 async def test_read_only_refuses_actions_without_a_dialog(sandbox: SandboxHandle) -> None:
     with sandbox.scenario("lock-contention") as message:
         pid = holder_pid(message)

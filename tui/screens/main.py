@@ -247,7 +247,13 @@ class MainScreen(BlankBacked, Screen[None]):
             if not sidebar.display:
                 self._runbook_list(sidebar)
             else:
-                sidebar.query_one(OptionList).focus()
+                # On the top, the first suggestion, even when focus came back to the list from
+                # a runbook: after the incident moved on, `r` Enter opens what the readings
+                # point to now, not the runbook the cursor was on before.
+                options = sidebar.query_one(OptionList)
+                if options.option_count:
+                    options.highlighted = 0
+                options.focus()
 
         self._with_sidebar(focus)
 
