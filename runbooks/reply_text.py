@@ -13,7 +13,10 @@ def _item(value: Any) -> str:
     if value is None:
         return "(nil)"
     if isinstance(value, dict):
-        return f"{{{len(value)} field(s)}}"
+        # INFO keyspace's `db0: keys=242 expires=12 avg_ttl=0`, as Redis itself writes it.
+        if 0 < len(value) <= SHOWN_ITEMS + 1 and all(not isinstance(v, dict | list | tuple) for v in value.values()):
+            return " ".join(f"{k}={_item(v)}" for k, v in value.items())
+        return f"{len(value)} field{'s' if len(value) != 1 else ''}"
     if isinstance(value, list | tuple):
         return f"[{len(value)} item(s)]"
     text = " ".join(str(value).split())

@@ -21,7 +21,10 @@ def test_replies_in_words() -> None:
     assert reply_text(("HSCAN", "h", "0"), ["0", ["f", "v"]]) == "2 items: f, v (scan complete)"
     assert reply_text(("LRANGE", "q", "0", "0"), ["only"]) == "1 item: only"
     assert reply_text(("GET", "k"), None) == "(nil)"
-    assert reply_text(("LRANGE", "q", "0", "9"), [{"a": 1}, [1, 2], None]) == "3 items: {1 field(s)}, [2 item(s)], (nil)"
+    assert reply_text(("LRANGE", "q", "0", "9"), [{"a": 1}, [1, 2], None]) == "3 items: a=1, [2 item(s)], (nil)"
+    # INFO keyspace reads as Redis writes it, never as a count of fields (seen: `db0: {3 field(s)}`).
+    assert reply_text(("INFO", "keyspace"), {"db0": {"keys": 242, "expires": 12, "avg_ttl": 0}}) == "db0: keys=242 expires=12 avg_ttl=0"
+    assert reply_text(("HGETALL", "h"), {"a": {str(i): i for i in range(9)}}) == "a: 9 fields"
     assert reply_text(("HGETALL", "h"), {"a": "1", "b": "x" * 80}) == f"a: 1, b: {'x' * 39}…"
     assert reply_text(("HGETALL", "h"), {str(i): i for i in range(5)}) == "5 fields"
     assert reply_text(("LLEN", "q"), 42) == "42" and reply_text(("PING",), True) == "yes"
