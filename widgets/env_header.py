@@ -15,6 +15,9 @@ from widgets.text_line import TextLine
 
 # NO_COLOR drops the colours; the words ("2 problems", "all ok") carry the meaning anyway.
 _COUNTS_STYLE = {"warn": "bold yellow", "fail": "bold red", "error": "bold red", "stale": "bold"}
+# Below this width the refresh and the clock give way to the problems (80x24 on a bastion:
+# "4 probl…" beside "every 1s │ last 13:32:46" told nothing).
+NARROW_WIDTH = 100
 
 
 class EnvHeader(BlankBacked, Horizontal):
@@ -56,6 +59,7 @@ class EnvHeader(BlankBacked, Horizontal):
         self._counts = ""
         self._counts_state = ""
         self._read_only = False
+        self._narrow = False
         # Kept as attributes: the screen sets readings before this header's compose ran.
         self._env = Label(self._env_text(), id="header-env")
         self._last = TextLine(self._last_text(), id="header-last")
@@ -67,6 +71,13 @@ class EnvHeader(BlankBacked, Horizontal):
         yield self._last
         yield self._tail
         yield self._hint
+
+    def on_resize(self, event: object) -> None:
+        narrow = self.size.width < NARROW_WIDTH
+        if narrow != self._narrow:
+            self._narrow = narrow
+            self._env.update(self._env_text())
+            self._last.display = not narrow
 
     def show_hint(self, text: str) -> None:
         """A short hint at the right end (the main screen's runbook hint); "" hides it."""
@@ -113,7 +124,7 @@ class EnvHeader(BlankBacked, Horizontal):
             text.append(f" {self.banner} ", style=self.banner_style)
             text.append(" ")
         text.append(self.env_name, style="bold")
-        text.append(f" │ every {self.refresh_s:g}s │ ", style="dim")
+        text.append(" " if self._narrow else f" │ every {self.refresh_s:g}s │ ", style="dim")
         return text
 
     def _last_text(self) -> Text:
@@ -133,4 +144,5 @@ class EnvHeader(BlankBacked, Horizontal):
 
     def render_text(self) -> str:
         """The header as plain text (tests and screenshots read it)."""
-        return self._env_text().plain + self._last_text().plain + self._tail_text().plain + self._hint.text.plain
+        last = "" if self._narrow else self._last_text().plain
+        return self._env_text().plain + last + self._tail_text().plain + self._hint.text.plain

@@ -94,6 +94,16 @@ def _replication(result: ProbeResult) -> list[str]:
     return found
 
 
+def _queues(result: ProbeResult) -> list[str]:
+    """`5 queues backed up, worst celery 935 waiting`: how many, and the worst by name (the
+    summary's first clause named one queue and hid that four more were backed up)."""
+    bad = [q for q in result.data.get("queues") or [] if q.get("status") in ("warn", "fail")]
+    if len(bad) < 2:
+        return [_clause(result)]
+    worst = max(bad, key=lambda q: (q.get("status") == "fail", q.get("depth") or 0))
+    return [f"{len(bad)} queues backed up, worst {worst.get('name')} {worst.get('depth')} waiting"]
+
+
 def _containers(result: ProbeResult) -> list[tuple[str, str, str]]:
     """(name, state, words) of each container that is not ok."""
     found = []
@@ -109,7 +119,9 @@ def describe(reading: Reading) -> list[tuple[str, str, str]]:
     latest = reading.latest
     target = latest.target
     if reading.stale:
-        return [(target, "stale", f"{target} {reading.staleness}")]
+        # No reading now, whatever the old one said: an error first in the list ("payments
+        # refused 16 s" before any warning), not a grey "stale" after the failures.
+        return [(target, "error", f"{target} {reading.staleness}")]
     if latest.status is Status.OK:
         return []
     state = str(latest.status)
@@ -120,7 +132,10 @@ def describe(reading: Reading) -> list[tuple[str, str, str]]:
         found = _containers(latest)
         if found:
             return [(name, s, f"{name} {why}") for name, s, why in found]
-    words = _http(latest) if latest.kind == "http" else _sessions(latest) if latest.kind == "postgres" else [_clause(latest)]
+    if latest.kind == "redis" and latest.probe == "queues":
+        words = _queues(latest)
+    else:
+        words = _http(latest) if latest.kind == "http" else _sessions(latest) if latest.kind == "postgres" else [_clause(latest)]
     return [(target, state, f"{target} {w}") for w in words]
 
 

@@ -17,13 +17,15 @@ SCALE_FLOOR_JOBS = 10.0  # sparklines reach at least the depth warn line, never 
 STATE_ORDER = {"waiting": 0, "log": 1, "delayed": 2, "in_flight": 3}  # probes.redis_queues' states
 
 
-def trend(rate: float | None) -> Text:
+def trend(rate: float | None, depth: float | None = None) -> Text:
+    """`↑14.7/s`, `↓32.2/s`, `→0/s`; an empty queue that just drained says `drained`, not a
+    falling rate beside `0 waiting`. The arrow carries the sign."""
     if rate is None:
         return Text(" →", style="dim")
     if rate > STEADY_RATE:
-        return Text(f" ↑+{rate:.1f}/s", style="yellow")
+        return Text(f" ↑{rate:.1f}/s", style="yellow")
     if rate < -STEADY_RATE:
-        return Text(f" ↓{rate:.1f}/s", style="green")
+        return Text(" drained", style="green") if depth == 0 else Text(f" ↓{-rate:.1f}/s", style="green")
     return Text(" →0/s", style="dim")
 
 
@@ -87,7 +89,7 @@ class QueuesPane(Pane):
         line = dot(state) + Text(name, style="bold") + Text(f"  {count(queue.get('depth'))}")
         if reading.stale:
             line.append(f" {reading.staleness}", style="italic")
-        line.append_text(trend(self.store.rate(key)))
+        line.append_text(trend(self.store.rate(key), queue.get("depth")))
         age = queue.get("oldest_age_s")
         line.append(f" old {format_age(age)}" if age is not None else " old unknown", style="dim")
         return line, self.store.values(key, last=SPARK_HISTORY)
@@ -112,7 +114,7 @@ class QueuesPane(Pane):
         line.append(f"  {at_least}{count(queue.get('depth'))} waiting")
         if reading.stale:
             line.append(f" {reading.staleness}", style="italic")
-        line.append_text(trend(self.store.rate(key)))
+        line.append_text(trend(self.store.rate(key), queue.get("depth")))
         age = queue.get("oldest_age_s")
         line.append(f", oldest {format_age(age)}" if age is not None else ", oldest unknown", style="dim")
         if queue.get("in_flight"):

@@ -138,6 +138,18 @@ async def test_replication_problems_name_the_replica_and_how_far_behind() -> Non
         assert "replica(s)" not in text
 
 
+async def test_backed_up_queues_are_counted_with_the_worst_named() -> None:
+    # Seen walking queue-backlog: five queues backed up read "1 problem: redis celery depth 426".
+    queues = [{"name": name, "depth": depth, "status": status} for name, depth, status in
+              (("celery", 426, "warn"), ("emails", 980, "fail"), ("default", 426, "warn"), ("idle", 0, "ok"))]
+    backed_up = r("redis", "redis", "queues", "fail", "redis: celery depth 426; emails depth 980 (+1 more)", 1832.0,
+                  queues=queues)
+    app = app_on(FixedSource(replaced(healthy(), backed_up)))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await main_screen_settled(pilot)
+        assert header(app).endswith("│ 1 problem: redis 3 queues backed up, worst emails 980 waiting"), header(app)
+
+
 async def test_latency_subtitle_names_an_endpoint_that_times_out() -> None:
     # A timeout has no latency: the worst p95 of the others must not hide it.
     timeout = r("api", "http", "http", "error", "api: timed out after 2s waiting for the response from 127.0.0.1:58080",
@@ -190,5 +202,7 @@ async def test_the_header_line_on_a_narrow_terminal_starts_with_the_count() -> N
     async with app.run_test(size=(80, 24)) as pilot:
         await main_screen_settled(pilot)
         first = screen_text(app).splitlines()[0]
-        # The count comes first; the problems are cut to leave room for the runbook hint.
-        assert "│ 7 problems: payme…" in first and first.rstrip().endswith("r ▶ 5 runbooks"), first
+        # The count comes first, the refresh and the clock give way to the problems (seen at
+        # 80x24: "4 probl…" beside "every 1s │ last 13:32:46"); the runbook hint stays.
+        assert "│ 7 problems: payments HTTP 503; primary" in first and first.rstrip().endswith("r ▶ 5 runbooks"), first
+        assert "every" not in first and "last " not in first

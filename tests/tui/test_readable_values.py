@@ -111,3 +111,13 @@ async def test_live_redis_memory_pressure_names_the_ballast_on_screen(sandbox: S
                         timeout=10, what="the drill-down's memory table")
         finally:
             await asyncio.to_thread(sandbox.heal, "redis-memory")
+
+
+def test_queue_trend_has_one_sign_and_an_empty_queue_reads_drained() -> None:
+    # Seen in the walk: `0 waiting ↓-32.2/s` (two signs, and a rate beside an empty queue).
+    from widgets.queues import trend
+
+    assert trend(14.7).plain == " ↑14.7/s"
+    assert trend(-32.2, 12).plain == " ↓32.2/s"
+    assert trend(-32.2, 0).plain == " drained"
+    assert trend(0.01, 0).plain == " →0/s"
