@@ -18,7 +18,8 @@ from redis.exceptions import TimeoutError as RedisTimeout
 
 from probes import redis_memory
 from probes.config import RedisTarget
-from probes.redis_queues import Discovery, QueueRun, Reader, discover, explicit_queue, queues_result
+from probes.queue_layouts import Discovery, Reader, explicit_queue
+from probes.redis_queues import QueueRun, discover, queues_result
 from probes.result import ProbeResult, Status, grade, guarded, worst
 from probes.secrets import remember
 from probes.thresholds import Thresholds

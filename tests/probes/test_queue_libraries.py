@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis as syncredis
 
+from probes import queue_layouts, redis_queues
 from probes import redis as probe
-from probes import redis_queues
 from probes.config import RedisTarget
 from probes.result import ProbeResult
 from tests.probes.redis_wire import RecordingProxy
@@ -252,9 +252,9 @@ def test_keys_a_worker_leaves_behind_are_not_queues() -> None:
                 "bull:videos:marker", "bull:videos:stalled-check", "dramatiq:mail.XQ", "dramatiq:mail.XQ.msgs",
                 "dramatiq:mail.msgs", "dramatiq:__acks__.w1.mail", "_kombu.binding.celery.pidbox",
                 "_kombu.binding.celeryev", "_kombu.binding_permanent.celery", "unacked", "unacked_mutex"):
-        assert redis_queues.classify(key) == [], key
-    assert [q.state for q in redis_queues.classify("rq:wip:emails")] == ["in_flight"]
-    assert [(q.key, q.state) for q in redis_queues.classify("bull:videos:paused")] == [("bull:videos:paused", "waiting")]
+        assert queue_layouts.classify(key) == [], key
+    assert [q.state for q in queue_layouts.classify("rq:wip:emails")] == ["in_flight"]
+    assert [(q.key, q.state) for q in queue_layouts.classify("bull:videos:paused")] == [("bull:videos:paused", "waiting")]
 
 
 # --- all of them in one Redis, as a shared broker has them -------------------------------------
