@@ -74,20 +74,32 @@ class HttpTarget:
     name: str
     url: str = field(repr=False)  # may carry a token in its query string
     method: str = "GET"
-    expect_status: int = 200
+    expect_status: tuple[int, ...] = (200,)
     latency_warn_ms: float | None = None
     latency_fail_ms: float | None = None
     json_field: str | None = None  # dotted path, e.g. "status.indicator"
     json_equals: Any = None
     group: str = ""
+    # probes/config_http.py: (name, value) pairs in config order; headers_env values are
+    # environment variable names, read at probe time and masked everywhere.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold an API key
+    headers_env: tuple[tuple[str, str], ...] = ()
+    action_headers_env: tuple[tuple[str, str], ...] = ()  # sent by runbook HTTP actions only
+    expect_headers: tuple[tuple[str, str], ...] = ()
+    pass_when: Any = None  # runbooks.conditions.Condition, compiled at load
+    warn_when: Any = None
+    format: str = ""  # "" = json when the answer says JSON, else text; or "prometheus"
+    body_contains: str | None = None
+    body_matches: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class DockerTarget:
     name: str = "docker"
     base_url: str = ""
-    containers: tuple[str, ...] = ()  # empty: all containers
+    containers: tuple[str, ...] = ()  # empty: all containers (of the Compose project, if one is set)
     group: str = ""
+    compose_project: str = ""  # only containers labelled com.docker.compose.project=this
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,37 +422,23 @@ class _Validator:
         )
 
     def http(self, raw: Any, key: str) -> HttpTarget:
-        t = self.table(
-            raw,
-            key,
-            {"name", "url", "method", "expect_status", "latency_warn_ms", "latency_fail_ms", "json_field", "json_equals", "group"},
-        )
-        url = self.checked_url(self.typed(t, "url", key, str, required=True), f"{key}.url", "http")
-        method = self.typed(t, "method", key, str, "GET").upper()
-        if method not in ("GET", "HEAD"):
-            raise self.fail(f"{key}.method", "probes are read-only: expected GET or HEAD")
-        status = self.typed(t, "expect_status", key, int, 200)
-        if not 100 <= status <= 599:
-            raise self.fail(f"{key}.expect_status", f"expected an HTTP status code, got {status}")
-        return HttpTarget(
-            name=self._name(t, key),
-            url=url,
-            method=method,
-            expect_status=status,
-            latency_warn_ms=self.typed(t, "latency_warn_ms", key, float, None),
-            latency_fail_ms=self.typed(t, "latency_fail_ms", key, float, None),
-            json_field=self.typed(t, "json_field", key, str, None),
-            json_equals=t.get("json_equals"),
-            group=self.group(t, key),
-        )
+        from probes.config_http import http_target
+
+        return http_target(raw, key, where=self)
 
     def docker(self, raw: Any, key: str) -> DockerTarget:
-        t = self.table(raw, key, {"name", "base_url", "containers", "group"})
+        t = self.table(raw, key, {"name", "base_url", "containers", "group", "compose_project"})
         base_url = self.typed(t, "base_url", key, str, "") or os.environ.get("DOCKER_HOST", "")
         self.checked_url(base_url, f"{key}.base_url" if t.get("base_url") else "DOCKER_HOST", "docker")
+        project = self.typed(t, "compose_project", key, str, "")
+        # Compose's own rule for project names (it lower-cases `-p`; the label holds the result).
+        if "compose_project" in t and not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", project):
+            raise self.fail(f"{key}.compose_project", "expected a Compose project name: lower-case letters, digits, - and _ "
+                            f"(as `docker compose ls` shows it), got {project[:40]!r}")
         return DockerTarget(
             name=self.typed(t, "name", key, str, "docker"),
             base_url=base_url or "unix:///var/run/docker.sock",
             containers=self.strings(t, "containers", key),
             group=self.group(t, key),
+            compose_project=project,
         )

@@ -17,6 +17,10 @@ from probes.thresholds import Thresholds
 
 KIND = "docker"
 PROBES = ("containers",)
+# The labels Compose puts on every container it creates.
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
 
 # Bounds per refresh: a host running hundreds of containers must not cost hundreds of calls.
 MAX_CONTAINERS = 100
@@ -139,8 +143,13 @@ def _container_row(inspect: dict[str, Any], session: Session, now: float) -> dic
     elif finished is None:
         exit_code = None  # never exited
     status = state.get("Status") or "unknown"
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
     return {
         "name": (inspect.get("Name") or "").lstrip("/"),
+        "service": labels.get(SERVICE_LABEL),  # None outside Compose
+        "project": labels.get(PROJECT_LABEL),
+        "replica": None,  # the container number, when its service has more than one container
+        "_number": labels.get(NUMBER_LABEL),
         "id": cid[:12],
         "image": (inspect.get("Config") or {}).get("Image", ""),
         "state": status,
@@ -198,18 +207,20 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
     async with asyncio.timeout(timeout):
         try:
             # Connecting (first time only) and listing in one trip to a thread.
-            listing = await call(lambda: session.connect(timeout).api.containers(all=True))
+            listing = await call(lambda: session.connect(timeout).api.containers(all=True, filters=project_filter(target)))
         except Exception:
             await call(session.forget)
             raise
-        names = {(c.get("Names") or ["/"])[0].lstrip("/"): c["Id"] for c in listing}
-        wanted = list(target.containers) or sorted(names)
+        names = listed_names(listing)
+        wanted = list(target.containers) or sorted(container_name(c) for c in listing)
         missing = [n for n in wanted if n not in names]
-        chosen = [names[n] for n in wanted if n in names][:MAX_CONTAINERS]
+        every = list(dict.fromkeys(cid for n in wanted for cid in names.get(n, ())))
+        chosen = every[:MAX_CONTAINERS]
         inspected = await _inspect(chosen, {c["Id"]: c for c in listing}, session, call)
         now = time.time()
         # A container removed between the listing and its inspection simply is not shown.
         rows = [_container_row(i, session, now) for i in inspected if i is not None]
+        _number_replicas(rows)
         await add_stats(rows, session, call, deadline - loop.time() - 0.1)
 
     limits = thresholds.of("containers")
@@ -219,15 +230,17 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
     status = worst([s for _, s, _ in graded] + [Status.FAIL] * bool(missing))
     for row, row_status, why in graded:
         row.pop("_full_id")
+        row.pop("_number")
         # The verdict per container, so a view shows this judgement rather than its own.
         row["status"], row["why"] = row_status.value, why
     data = {
         "engine_version": session.engine.get("Version"),
         "api_version": session.engine.get("ApiVersion"),
         "base_url": _where(target.base_url),
+        "compose_project": target.compose_project or None,
         "containers": rows,
         "missing": missing,
-        "truncated": len(wanted) - len(missing) > MAX_CONTAINERS,
+        "truncated": len(every) > MAX_CONTAINERS,
     }
     if problems:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
@@ -242,6 +255,38 @@ async def _read(target: DockerTarget, thresholds: Thresholds, session: Session, 
         summary = f"{target.name}: {counts or 'no containers'}{checked}"
     value = float(len(problems))
     return [ProbeResult(target.name, KIND, "containers", status, summary, value=value, data=data)]
+
+
+def project_filter(target: DockerTarget) -> dict[str, str] | None:
+    """The engine-side filter for a target's Compose project: other containers are never listed."""
+    return {"label": f"{PROJECT_LABEL}={target.compose_project}"} if target.compose_project else None
+
+
+def listed_names(listing: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each container name, and each Compose service name, -> its container ids: a target's
+    `containers` may name either (a container's own name wins over a service's)."""
+    found: dict[str, list[str]] = {}
+    for entry in listing:
+        if service := (entry.get("Labels") or {}).get(SERVICE_LABEL):
+            found.setdefault(service, []).append(entry["Id"])
+    for entry in listing:
+        found[container_name(entry)] = [entry["Id"]]
+    return found
+
+
+def container_name(entry: dict[str, Any]) -> str:
+    return (entry.get("Names") or ["/"])[0].lstrip("/")
+
+
+def _number_replicas(rows: list[dict[str, Any]]) -> None:
+    """A service with several containers (`deploy.replicas`, `--scale`) shows each one's number."""
+    per_service: dict[tuple[Any, Any], int] = {}
+    for row in rows:
+        if row["service"]:
+            per_service[(row["project"], row["service"])] = per_service.get((row["project"], row["service"]), 0) + 1
+    for row in rows:
+        if per_service.get((row["project"], row["service"]), 0) > 1:
+            row["replica"] = row["_number"]
 
 
 def _listed_as(entry: dict[str, Any]) -> tuple[str, str, bool]:

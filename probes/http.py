@@ -11,7 +11,19 @@ from urllib.parse import urlsplit
 import httpx
 
 from probes.config import HttpTarget
-from probes.http_body import MAX_BODY_BYTES, body_note, decoded, json_check
+from probes.http_body import (
+    MAX_BODY_BYTES,
+    body_note,
+    decoded,
+    json_check,
+)
+from probes.http_checks import (
+    body_checks,
+    conditions,
+    expected_codes,
+    request_headers,
+    shown_headers,
+)
 from probes.http_pool import _STAGE_WORDS, Session, _Pools, _Timeline
 from probes.lag import EXTRA_TIMEOUTS, PatientTimeout
 from probes.result import ProbeResult, Status, error_result, grade, guarded, lag_words, worst
@@ -26,15 +38,8 @@ PROBES = ("http",)
 # guarded() is only the backstop: our own timeout fires first and names the phase that hung.
 _BACKSTOP_S = 0.5
 
-# Sent with every probe. `identity`: a health answer is small, and an uncompressed one needs
-# no decoding (a server that compresses anyway is still decoded, see `_decoded`).
-_HEADERS = {
-    "User-Agent": "warroom-probe",
-    "Accept": "application/json, */*;q=0.5",
-    "Accept-Encoding": "identity",
-}
 
-__all__ = ["KIND", "PROBES", "Session", "collect", "describe_error", "http"]
+__all__ = ["KIND", "PROBES", "Session", "collect", "describe_error", "http", "request"]
 
 
 def _address(url: str) -> tuple[str, int]:
@@ -96,7 +101,7 @@ async def _check(
 
 
 async def _request(
-    target: HttpTarget, thresholds: Thresholds, transport: _Pools, timeout: float
+    target: HttpTarget, thresholds: Thresholds, transport: _Pools, timeout: float, body_out: bytes | None = None
 ) -> ProbeResult:
     limits = thresholds.of("http")
     url = mask_url(target.url)
@@ -117,11 +122,18 @@ async def _request(
     body = b""
     der: bytes | None = None
     try:
+        headers, send_url, secret = request_headers(target)
+    except KeyError as exc:
+        var = exc.args[0]
+        return error_result(target.name, KIND, "http", f"{target.name}: environment variable {var} is not set "
+                            "(headers_env)", **base, error=f"{var} is not set")
+    try:
         async with scope:
             request = httpx.Request(
                 target.method,
-                target.url,
-                headers=_HEADERS,
+                send_url,
+                headers=headers,
+                content=body_out,
                 extensions={
                     "timeout": httpx.Timeout(
                         (1 + EXTRA_TIMEOUTS) * timeout + _BACKSTOP_S
@@ -189,11 +201,19 @@ async def _request(
         data["loop_lag_ms"] = own_lag_ms
     issues: list[tuple[Status, str]] = []
 
+    data["headers"] = shown_headers(response.headers, secret)
     code = response.status_code
-    if code != target.expect_status:
+    if code not in target.expect_status:
         location = response.headers.get("location") if 300 <= code < 400 else None
         where = f" -> {mask_url(location)}" if location else ""
-        issues.append((Status.FAIL, f"HTTP {code} (expected {target.expect_status}){where}"))
+        issues.append((Status.FAIL, f"HTTP {code} (expected {expected_codes(target.expect_status)}){where}"))
+    for name, want in target.expect_headers:
+        got = response.headers.get(name)
+        if got is None:
+            issues.append((Status.FAIL, f"{name} is missing (expected {want})"))
+        elif got.strip() != want:
+            issues.append((Status.FAIL, f"{name} is {mask_url(got.strip())[:80]!r} (expected {want})"))
+    body_checks(target, data, body, response.headers.get("content-type", ""), issues)
 
     warn_ms, fail_ms = _latency_limits(target, limits)
     data["latency_warn_ms"], data["latency_fail_ms"] = warn_ms, fail_ms
@@ -214,6 +234,7 @@ async def _request(
         if problem:
             issues.append((cert_status, problem))
 
+    conditions(target, data, issues, worst(s for s, _ in issues))
     status = worst(s for s, _ in issues)
     if issues:
         summary = f"{target.name}: " + "; ".join(text for _, text in issues)
@@ -260,3 +281,36 @@ async def collect(
 ) -> list[ProbeResult]:
     """Every probe of one endpoint (there is one: "http"); never raises."""
     return [await http(target, thresholds, timeout=timeout, session=session)]
+
+
+async def request(
+    target: HttpTarget,
+    thresholds: Thresholds | None = None,
+    *,
+    timeout: float = 2.0,
+    session: Session | None = None,
+    body: bytes | None = None,
+) -> ProbeResult:
+    """One request of a read method (GET/HEAD/OPTIONS, with an optional body), graded as the
+    probe grades it; never raises. Runbook read steps call this."""
+    thresholds = thresholds or Thresholds()
+    own = session is None
+    session = session or Session(target)
+    try:
+        results = await guarded(
+            target.name,
+            KIND,
+            PROBES,
+            _one(target, thresholds, session.transport, timeout, body),
+            timeout=timeout + _BACKSTOP_S,
+            describe_error=lambda exc: describe_error(exc, target.url),
+        )
+    finally:
+        if own:
+            await session.aclose()
+    return results[0]
+
+
+async def _one(target: HttpTarget, thresholds: Thresholds, transport: _Pools, timeout: float,
+               body: bytes | None) -> list[ProbeResult]:
+    return [await _request(target, thresholds, transport, timeout, body)]

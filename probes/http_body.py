@@ -159,7 +159,7 @@ def body_note(target: HttpTarget, data: dict[str, Any], body: bytes, content_typ
     `data["body_fields"]` (and their summary in `data["body_note"]`); return ` · upstream:
     failing` for the probe's summary ("" otherwise)."""
     code = data.get("status_code") or 0
-    failing = (code != target.expect_status and code >= 400) or data.get("json_ok") is False
+    failing = (code not in target.expect_status and code >= 400) or data.get("json_ok") is False
     if not failing or target.method == "HEAD":
         return ""
     fields, shown = body_fields(target, body, content_type)
@@ -168,3 +168,48 @@ def body_note(target: HttpTarget, data: dict[str, Any], body: bytes, content_typ
     if shown:
         data["body_note"] = shown  # panes show it next to the status code
     return f" · {shown}" if shown else ""
+
+
+MAX_JSON_ITEMS = 5000  # values kept in data["json"]; the rest of a big document is cut
+
+
+def masked_json(document: Any) -> Any:
+    """A parsed JSON body fit for data["json"]: fields naming a secret masked, strings redacted,
+    at most MAX_JSON_ITEMS values (a longer list or object is cut, not dropped)."""
+    budget = [MAX_JSON_ITEMS]
+
+    def walk(value: Any, name: str = "") -> Any:
+        budget[0] -= 1
+        if name and any(word in name.lower().replace("-", "_") for word in _SECRET_KEYS) and _is_scalar(value):
+            return MASK if value not in (None, "") else value
+        if isinstance(value, dict):
+            return {str(k): walk(v, str(k)) for k, v in value.items() if budget[0] > 0}
+        if isinstance(value, list):
+            return [walk(v) for v in value if budget[0] > 0]
+        return redact(value) if isinstance(value, str) else value
+
+    return walk(document)
+
+
+MAX_SAMPLES = 5000  # of a /metrics exposition kept in data["metrics"]
+
+
+def parse_metrics(text: str) -> dict[str, Any]:
+    """A Prometheus text exposition as {"samples": [{name, labels, value}], "families": n,
+    "truncated": bool}, parsed by prometheus_client; ValueError when it is not one."""
+    from prometheus_client.parser import (
+        text_string_to_metric_families,  # lazy: only /metrics targets
+    )
+
+    samples: list[dict[str, Any]] = []
+    families = 0
+    truncated = False
+    for family in text_string_to_metric_families(text):
+        families += 1
+        for sample in family.samples:
+            if len(samples) >= MAX_SAMPLES:
+                truncated = True
+                break
+            labels = {k: redact(v)[:FIELD_CHARS] for k, v in sample.labels.items()}
+            samples.append({"name": sample.name, "labels": labels, "value": sample.value})
+    return {"samples": samples, "families": families, "truncated": truncated}

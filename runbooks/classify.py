@@ -264,6 +264,31 @@ def classify_redis(words: list[str]) -> Classification:
 DOCKER_READS = {"ps", "inspect", "logs"}
 DOCKER_ACTIONS = {"restart", "stop", "start", "kill", "pause", "unpause", "rm"}
 MAX_LOG_LINES = 1000
+DEFAULT_LOG_LINES = 100
+_SINCE_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def docker_log_options(rest: list[str]) -> tuple[int, int | None]:
+    """(lines, since seconds or None) of `logs NAME [--tail N] [--since 10m]`; ValueError saying
+    what is accepted. A window without --tail keeps its last MAX_LOG_LINES lines."""
+    options: dict[str, str] = {}
+    usage = f"docker logs NAME [--tail N] [--since 30s|10m|2h] with N <= {MAX_LOG_LINES}"
+    for i in range(0, len(rest), 2):
+        flag = rest[i]
+        if flag not in ("--tail", "--since") or flag in options or i + 1 >= len(rest):
+            raise ValueError(usage)
+        options[flag] = rest[i + 1]
+    tail, since = options.get("--tail"), options.get("--since")
+    if tail is not None and not (tail.isascii() and tail.isdigit() and int(tail) <= MAX_LOG_LINES):
+        raise ValueError(usage)
+    seconds = None
+    if since is not None:
+        number, unit = since[:-1], since[-1:]
+        if unit not in _SINCE_UNITS or not (number.isascii() and number.isdigit()) or not 0 < int(number) < 10**6:
+            raise ValueError(f"docker logs --since takes a duration in s, m or h (30s, 10m, 2h), got {since[:20]!r}")
+        seconds = int(number) * _SINCE_UNITS[unit]
+    lines = int(tail) if tail is not None else MAX_LOG_LINES if since is not None else DEFAULT_LOG_LINES
+    return lines, seconds
 
 
 def classify_docker(words: list[str]) -> Classification:
@@ -279,9 +304,10 @@ def classify_docker(words: list[str]) -> Classification:
     if cmd == "inspect":
         return Classification("read", "docker inspect is a read") if len(words) == 2 else Classification("refused", "docker inspect takes one container")
     if cmd == "logs":
-        rest = words[2:]
-        if rest and (len(rest) != 2 or rest[0] != "--tail" or not (rest[1].isascii() and rest[1].isdigit()) or int(rest[1]) > MAX_LOG_LINES):
-            return Classification("refused", f"docker logs NAME [--tail N] with N <= {MAX_LOG_LINES}")
+        try:
+            docker_log_options(words[2:])
+        except ValueError as exc:
+            return Classification("refused", str(exc))
         return Classification("read", "docker logs is a read")
     if cmd in DOCKER_ACTIONS:
         if len(words) != 2:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from itertools import islice
 from typing import Any
+from urllib.parse import urlsplit
 
 from probes.config import DockerTarget, Environment, HttpTarget, PostgresTarget, RedisTarget
 from probes.config_net import DnsTarget, TcpTarget
 from probes.config_sources import AlertmanagerTarget, PrometheusTarget
 from probes.secrets import MASK, mask_url
 from runbooks.classify import (
-    MAX_LOG_LINES,
     MAX_RANGE,
     REDIS_SIZED,
     classify_docker,
     classify_redis,
+    docker_log_options,
     split_command,
 )
 from runbooks.reply_text import reply_text
@@ -44,13 +47,18 @@ def target_address(target: Any) -> str:
     if isinstance(target, PostgresTarget):
         return target.address
     if isinstance(target, RedisTarget):
-        return target.display_url
+        # host:port/db, as PostgreSQL's address: no user. Reads and actions connect as different
+        # users (url, action_url); naming the read user in an action's confirmation misleads.
+        parts = urlsplit(target.url)
+        return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
     if isinstance(target, HttpTarget | PrometheusTarget | AlertmanagerTarget):
         return mask_url(target.url)
     if isinstance(target, DnsTarget):
         return f"{target.host} {target.type} @ {target.display_server}"
     if isinstance(target, TcpTarget):
         return target.address
+    if isinstance(target, DockerTarget) and target.compose_project:
+        return f"{mask_url(target.base_url)}, Compose project {target.compose_project}"
     return mask_url(target.base_url)
 
 
@@ -166,8 +174,8 @@ async def redis_call(target: RedisTarget, words: tuple[str, ...], command: str, 
 def missing_action_credential(target: Any) -> str:
     """Why `target` runs no action (the key or variable to set), or "" when it can.
 
-    PostgreSQL actions connect with `action_dsn`, Redis actions with `action_url`; Docker and
-    HTTP targets have no separate credential."""
+    PostgreSQL actions connect with `action_dsn`, Redis actions with `action_url`, HTTP actions
+    send `action_headers_env` (runbooks.http_action); Docker targets have no separate credential."""
     if isinstance(target, PostgresTarget):
         from probes.postgres import missing_action_credential as postgres_missing
 
@@ -176,6 +184,10 @@ def missing_action_credential(target: Any) -> str:
         if target.action_url_env:
             return f"no action credential: environment variable {target.action_url_env} (action_url_env) is not set"
         return "no action credential: set action_url or action_url_env on this target"
+    if isinstance(target, HttpTarget):
+        from runbooks.http_action import missing_action_credential as http_missing
+
+        return http_missing(target)
     return ""
 
 
@@ -210,40 +222,72 @@ async def docker_call(env: Environment, target: DockerTarget, words: tuple[str, 
     verb = parts[0]
     if len(parts) > 1 and (outside := unlisted_container(target, parts[1])):
         raise PermissionError(outside)
-    if verb in ("ps", "inspect"):
-        from probes import docker as docker_probe
+    from probes import docker as docker_probe
 
+    if verb == "ps":
         res = await docker_probe.containers(target, env.thresholds, timeout=timeout)
-        base = {"status": str(res.status), "value": res.value, "data": res.data, "summary": res.summary}
-        if verb == "ps" or res.status == "error":
-            return base
-        row = next((c for c in res.data.get("containers", []) if c.get("name") == parts[1]), None)
-        if row is None:
-            raise LookupError(f"{target.name}: no container named {parts[1]!r}")
-        row = {k: v for k, v in row.items() if not k.startswith("_")}
-        summary = f"{row['name']}: {row.get('state')}, health {row.get('health')}, {row.get('restart_count')} restart(s)"
-        return {"status": "ok", "value": row.get("restart_count"), "data": row, "summary": summary}
-    return await asyncio.wait_for(asyncio.to_thread(_docker_sync, target, parts, timeout), timeout + 1.0)
+        return {"status": str(res.status), "value": res.value, "data": res.data, "summary": res.summary}
+    from probes.docker_reads import resolve
+
+    # In a Compose target `api` is the service's container; nothing outside the project is reached.
+    name = parts[1]
+    if target.compose_project:
+        name = await asyncio.wait_for(asyncio.to_thread(_sync, target, timeout, name, resolve, target, name), timeout + 1.0)
+    if verb == "inspect":
+        return await _inspect(env, target, name, timeout)
+    return await asyncio.wait_for(asyncio.to_thread(_sync, target, timeout, name, _docker_sync, parts, name, timeout), timeout + 1.0)
 
 
-def _docker_sync(target: DockerTarget, parts: list[str], timeout: float) -> dict[str, Any]:
+async def _inspect(env: Environment, target: DockerTarget, name: str, timeout: float) -> dict[str, Any]:
+    """The containers probe's row for one container (its verdict included), plus its settings."""
+    from probes import docker as docker_probe
+    from probes.docker_reads import settings, settings_summary
+
+    one = replace(target, containers=(name,))  # inspects this container only, not the engine's all
+    session = docker_probe.Session(one)
+    try:
+        res = await docker_probe.containers(one, env.thresholds, timeout=timeout, session=session)
+        inspected = [found for _, found, _ in session.inspected.values()]
+    finally:
+        await session.aclose()
+    if res.status == "error":
+        return {"status": str(res.status), "value": res.value, "data": res.data, "summary": res.summary}
+    row = next((c for c in res.data.get("containers", []) if c.get("name") == name), None)
+    inspect = next((i for i in inspected if (i.get("Name") or "").lstrip("/") == name), None)
+    if row is None or inspect is None:
+        raise LookupError(f"{target.name}: no container named {name!r}")
+    found = settings(inspect)
+    return {"status": "ok", "value": row.get("restart_count"), "data": {**row, **found},
+            "summary": settings_summary(name, row, found)}
+
+
+def _sync(target: DockerTarget, timeout: float, name: str, work: Any, *args: Any) -> Any:
+    """`work(client, *args)` with a client of its own, closed after; the engine's explanation
+    of a failure rather than the SDK's text (which starts with the request URL)."""
     import docker
 
     client = docker.DockerClient(base_url=target.base_url, timeout=timeout)
+    client.api.trust_env = False  # never through a proxy from the environment
     try:
-        container = client.containers.get(parts[1])
-        if parts[0] == "logs":
-            tail = int(parts[3]) if len(parts) == 4 else 100
-            text = container.logs(tail=min(tail, MAX_LOG_LINES)).decode("utf-8", "replace")
-            lines = text.splitlines()
-            return {"status": "ok", "value": len(lines), "data": {"lines": lines},
-                    "summary": f"{len(lines)} log line(s); last: {lines[-1][:100] if lines else '-'}"}
-        getattr(container, SDK_METHODS[parts[0]])()
-        return {"status": "ok", "value": None, "data": {"container": parts[1], "done": parts[0]},
-                "summary": f"{parts[0]} {parts[1]}"}
+        return work(client, *args)
+    except docker.errors.NotFound:
+        raise LookupError(f"{target.name}: no container named {name!r}") from None
     except docker.errors.APIError as exc:
-        # The SDK's text starts with the request URL; the engine's explanation is what helps
-        # ("You cannot remove a running container ...").
+        # "You cannot remove a running container ...".
         raise RuntimeError(str(exc.explanation or exc)) from None
     finally:
         client.close()
+
+
+def _docker_sync(client: Any, parts: list[str], name: str, timeout: float) -> dict[str, Any]:
+    from probes.docker_reads import logs_summary, read_logs
+
+    container = client.containers.get(name)
+    if parts[0] == "logs":
+        lines, since_s = docker_log_options(parts[2:])
+        data = read_logs(container, lines, since_s, time.monotonic() + timeout)
+        data["container"] = name
+        return {"status": "ok", "value": len(data["lines"]), "data": data, "summary": logs_summary(name, data)}
+    getattr(container, SDK_METHODS[parts[0]])()
+    return {"status": "ok", "value": None, "data": {"container": name, "done": parts[0]},
+            "summary": f"{parts[0]} {name}"}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probes import units
+from runbooks.condition_metrics import CONTEXT_FUNCTIONS, KEYWORD_FUNCTIONS
 
 # Only JSON-like values flow through an expression, and attribute access is mapping lookup,
 # so no Python object (and no dunder) is ever reachable from runbook text.
@@ -18,7 +19,7 @@ _ALLOWED = (
     ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
     ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod,
     ast.Constant, ast.Name, ast.Load, ast.Attribute, ast.Subscript, ast.Call, ast.List,
-    ast.Tuple, ast.GeneratorExp, ast.comprehension, ast.Store,
+    ast.Tuple, ast.GeneratorExp, ast.comprehension, ast.Store, ast.keyword,
 )
 _MAX_LENGTH = 500
 _MAX_DEPTH = 40  # nesting of the expression tree: the evaluator recurses once per level
@@ -158,10 +159,10 @@ def compile_condition(text: str) -> Condition:
         if isinstance(node, ast.Name) and node.id.startswith("_"):
             raise ConditionError(f"{text!r}: names starting with '_' are not allowed")
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                known = ", ".join(FUNCTIONS)
+            if not isinstance(node.func, ast.Name) or node.func.id not in (*FUNCTIONS, *CONTEXT_FUNCTIONS):
+                known = ", ".join((*FUNCTIONS, *CONTEXT_FUNCTIONS))
                 raise ConditionError(f"{text!r}: only these functions may be called: {known}")
-            if node.keywords:
+            if node.keywords and (node.func.id not in KEYWORD_FUNCTIONS or any(k.arg is None for k in node.keywords)):
                 raise ConditionError(f"{text!r}: keyword arguments are not allowed")
         if isinstance(node, ast.Constant) and not isinstance(node.value, (str, int, float, bool, type(None))):
             raise ConditionError(f"{text!r}: unsupported literal {node.value!r}")
@@ -268,6 +269,9 @@ class _Evaluator:
         if isinstance(node, ast.Call):
             assert isinstance(node.func, ast.Name)
             args = [self.iterate(a) if isinstance(a, ast.GeneratorExp) else self.eval(a) for a in node.args]
+            if node.func.id in CONTEXT_FUNCTIONS:  # metric(): reads the probe data it is graded on
+                kwargs = {str(k.arg): self.eval(k.value) for k in node.keywords}
+                return CONTEXT_FUNCTIONS[node.func.id](self.scopes[0], *args, **kwargs)
             return FUNCTIONS[node.func.id](*args)
         if isinstance(node, ast.GeneratorExp):
             return self.iterate(node)

@@ -25,6 +25,7 @@ from runbooks.classify import (
 )
 from runbooks.conditions import ConditionError, compile_condition, placeholder, template_fields
 from runbooks.front_matter import Problems, read_header, split_front_matter
+from runbooks.http_block import PROBE_HTTP_KEYS, check_http_block, check_probe_http_keys
 from runbooks.model import (
     DEFAULT_PASS,
     HANDOVER_PREFIX,
@@ -38,7 +39,7 @@ from runbooks.model import (
 )
 from runbooks.verdict import Classification
 
-RUNNABLE = ("probe", "sql", "redis", "docker", "promql")
+RUNNABLE = ("probe", "sql", "redis", "docker", "promql", "http")
 STEP_KEYS = {"id", "target", "probe", "pass", "report", "timeout", "on_pass", "on_fail"}
 # A step's `timeout=` may shorten or lengthen its wait, up to this: the cockpit shows a running
 # step until it ends, and a read that needs longer should be made cheaper (or be manual).
@@ -170,7 +171,12 @@ def _build_step(b: _StepBuilder, index: int, body_lines: list[str], offset: int,
             settings.update(data)
         else:
             fields["command"] = content.strip()
+            # Lines of the block's own problems count from its first non-blank line.
+            fields["first_line"] = line + 1 + content[: len(content) - len(content.lstrip())].count("\n")
+    http_probe = fields.get("block") == "probe" and settings.get("probe") == "http"
     for key in settings:
+        if http_probe and key in (*PROBE_HTTP_KEYS, "headers_env"):
+            continue  # checked with the HTTP keys in _finish_step
         if key not in STEP_KEYS or (not b.fences and key not in ("id", "on_pass", "on_fail")):
             problems.add(line, f"unknown step setting {key!r} (known: {', '.join(sorted(STEP_KEYS))})")
     fields["settings"] = settings
@@ -180,6 +186,7 @@ def _build_step(b: _StepBuilder, index: int, body_lines: list[str], offset: int,
 def _finish_step(f: dict[str, Any], problems: Problems) -> dict[str, Any]:
     """Validate target/probe/conditions/templates and classify the command."""
     s, line, block = f.pop("settings"), f["line"], f.get("block", "")
+    first_line = f.pop("first_line", line + 1)
     out: dict[str, Any] = {k: v for k, v in f.items()}
     out["on_pass"] = _branch(s.get("on_pass"), line, problems)
     out["on_fail"] = _branch(s.get("on_fail"), line, problems)
@@ -202,6 +209,10 @@ def _finish_step(f: dict[str, Any], problems: Problems) -> dict[str, Any]:
         out["probe"] = str(s.get("probe") or "")
         if out["probe"] not in PROBE_KINDS:
             problems.add(line, f"unknown probe {out['probe']!r} (known: {', '.join(PROBE_KINDS)})")
+        if out["probe"] == "http":
+            out["http"] = check_probe_http_keys(s, out["target"], line, problems)
+    elif block == "http":
+        kind = check_http_block(out, first_line, problems)
     elif block == "promql":
         # Prometheus's query API evaluates and reads; nothing a query says can change a thing.
         out["classification"] = Classification("read", "a PromQL instant query (Prometheus's query API only reads)")
@@ -232,7 +243,7 @@ def _finish_step(f: dict[str, Any], problems: Problems) -> dict[str, Any]:
         except (SqlSyntaxError, ValueError) as exc:
             problems.add(line, f"```{block}: {exc}")
     out["kind"] = kind
-    if kind != "action":
+    if kind != "action" or (block == "http" and s.get("pass")):  # an HTTP action's answer is graded too
         try:
             out["passes"] = compile_condition(str(s.get("pass") or DEFAULT_PASS[block]))
         except ConditionError as exc:

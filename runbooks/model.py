@@ -10,7 +10,7 @@ from typing import Any, Literal
 from runbooks.classify import Classification
 from runbooks.conditions import Condition
 
-StepKind = Literal["manual", "probe", "sql", "redis", "docker", "promql", "action"]
+StepKind = Literal["manual", "probe", "sql", "redis", "docker", "promql", "http", "action"]
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 # Which backend kind produces each probe name (kept static so loading never imports drivers).
@@ -26,6 +26,9 @@ DEFAULT_PASS = {"probe": "status == 'ok'", "sql": "rows == 0", "redis": "status 
 # ```promql target=prom pass="value < 0.05": an instant query against a Prometheus source.
 BLOCK_KINDS["promql"] = "prometheus"
 DEFAULT_PASS["promql"] = "status == 'ok'"
+# ```http target=api: GET / HEAD / OPTIONS through the HTTP probe; any other method is an action.
+BLOCK_KINDS["http"] = "http"
+DEFAULT_PASS["http"] = "status == 'ok'"
 
 
 def slugify(text: str) -> str:
@@ -77,10 +80,13 @@ class Step:
     on_pass: Branch = field(default_factory=Branch)
     on_fail: Branch = field(default_factory=Branch)
     classification: Classification | None = None
+    request: Any = None  # an ```http block's runbooks.http_block.HttpRequest (placeholders for templates)
+    # A `probe: http` block's own HTTP keys over the target's (method, path, headers, ...).
+    http: tuple[tuple[str, Any], ...] = ()
 
     @property
     def automatic(self) -> bool:
-        return self.kind in ("probe", "sql", "redis", "docker", "promql")
+        return self.kind in ("probe", "sql", "redis", "docker", "promql", "http")
 
     @property
     def is_action(self) -> bool:

@@ -99,6 +99,9 @@ class SandboxHandle:
 
 
 def start_sandbox(directory: Path, *extra: str) -> SandboxHandle:
+    from tui.sandbox.http_app import ensure_tokens
+
+    ensure_tokens()  # one set of api tokens for every sandbox of the session and the configs loaded here
     process = subprocess.Popen(
         # --stop-on-eof: the sandbox stops when this pipe closes, so a killed pytest leaves nothing.
         [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory), "--stop-on-eof", *extra],

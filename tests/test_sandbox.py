@@ -133,3 +133,109 @@ def test_sandbox_lifecycle_leaves_no_process() -> None:
 def test_demo_rejects_unknown_scenario(scenario: str) -> None:
     result = warroom("demo", "--scenario", scenario)
     assert result.returncode == 2 and "unknown scenario" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- the api's CORS, token, /metrics and webhooks, and their scenarios (over real HTTP) ---------
+
+
+def api_client(sandbox: SandboxHandle) -> Any:
+    import httpx
+
+    origin = next(t for t in sandbox.env.http if t.name == "api").url.removesuffix("/health")
+    return httpx.Client(base_url=origin, trust_env=False, timeout=5.0)
+
+
+def counters(text: str) -> dict[str, float]:
+    """http_requests_total summed by status (the sandbox writes one sample per line)."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("http_requests_total{"):
+            labels, _, value = line.rpartition(" ")
+            status = labels.split('status="')[1].split('"')[0]
+            totals[status] = totals.get(status, 0) + float(value)
+    return totals
+
+
+def test_api_tokens_reach_the_config_through_the_environment_only(sandbox: SandboxHandle) -> None:
+    from tui.sandbox.http_app import API_AUTH_ENV, ENV_FILE, OPS_AUTH_ENV
+
+    env_file = sandbox.dir / ENV_FILE
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    text = env_file.read_text()
+    for var in (API_AUTH_ENV, OPS_AUTH_ENV):
+        assert os.environ[var].startswith("Bearer ") and f"export {var}='{os.environ[var]}'" in text
+        assert os.environ[var] not in sandbox.config_path.read_text()  # names only, never values
+        assert os.environ[var] not in (sandbox.dir / "sandbox.json").read_text()
+    assert "tokens: . " in "".join(sandbox.output)
+
+
+def test_cors_broken_drops_the_origin_from_the_preflight_only(sandbox: SandboxHandle) -> None:
+    from tui.sandbox.http_app import ORIGIN
+
+    ask = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    with api_client(sandbox) as client:
+        healthy = client.options("/v1/orders", headers=ask)
+        assert healthy.status_code == 204 and healthy.headers["access-control-allow-origin"] == ORIGIN
+        assert "POST" in healthy.headers["access-control-allow-methods"]
+        assert "authorization" in healthy.headers["access-control-allow-headers"].lower()
+        other = client.options("/v1/orders", headers={**ask, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers  # never echoes any origin
+        with sandbox.scenario("cors-broken"):
+            broken = client.options("/v1/orders", headers=ask)
+            assert broken.status_code == 204 and "access-control-allow-origin" not in broken.headers
+            assert "POST" in broken.headers["access-control-allow-methods"]  # the rest stays
+            assert client.get("/v1/orders", headers={"Origin": ORIGIN}).headers["access-control-allow-origin"] == ORIGIN
+        assert client.options("/v1/orders", headers=ask).headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_auth_failure_refuses_the_configured_token(sandbox: SandboxHandle) -> None:
+    from tui.sandbox.http_app import API_AUTH_ENV, OPS_AUTH_ENV
+
+    token = {"Authorization": os.environ[API_AUTH_ENV]}
+    with api_client(sandbox) as client:
+        missing = client.get("/v1/account")
+        assert missing.status_code == 401 and 'error="invalid_token"' in missing.headers["www-authenticate"]
+        assert client.get("/v1/account", headers={"Authorization": os.environ[OPS_AUTH_ENV]}).status_code == 401
+        assert client.get("/v1/account", headers=token).status_code == 200
+        with sandbox.scenario("auth-failure"):
+            refused = client.get("/v1/account", headers=token)
+            assert refused.status_code == 401 and "token not accepted" in refused.headers["www-authenticate"]
+        assert client.get("/v1/account", headers=token).json()["account"]["plan"] == "team"
+
+
+def test_error_rate_climbs_in_metrics_and_the_rollback_resets_it(sandbox: SandboxHandle) -> None:
+    with api_client(sandbox) as client:
+        before = client.get("/metrics")
+        assert before.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert counters(before.text).get("500") == 0 and 'app_build_info{version="2.4.0"} 1' in before.text
+        assert "http_request_duration_seconds_bucket{le=\"+Inf\"}" in before.text
+        with sandbox.scenario("error-rate"):
+            found = wait_for(lambda: (c := counters(client.get("/metrics").text)).get("500", 0) >= 3 and c, timeout=20, interval=0.5)
+            assert found["500"] / sum(found.values()) > 0.05, found
+            assert 'app_build_info{version="2.5.0"} 1' in client.get("/metrics").text
+            assert client.get("/health").status_code == 200  # the health check does not see it
+        after = client.get("/metrics").text
+        assert counters(after).get("500") == 0 and 'app_build_info{version="2.4.0"} 1' in after
+
+
+def test_webhook_failures_climb_until_redelivered(sandbox: SandboxHandle) -> None:
+    from tui.sandbox.http_app import API_AUTH_ENV, OPS_AUTH_ENV
+
+    with api_client(sandbox) as client:
+        healthy = client.get("/webhooks/deliveries").json()
+        assert healthy["failed"] == 0 and healthy["last_attempt_ok"] is True and healthy["delivered"] > 0
+        assert client.post("/webhooks/redeliver").status_code == 401
+        assert client.post("/webhooks/redeliver", headers={"Authorization": os.environ[API_AUTH_ENV]}).status_code == 401
+        assert client.get("/webhooks/redeliver").status_code == 405
+        with sandbox.scenario("webhook-failures"):
+            failing = wait_for(lambda: (d := client.get("/webhooks/deliveries").json())["failed"] >= 2 and d, timeout=10, interval=0.3)
+            assert failing["last_attempt_ok"] is False and failing["last_error"].startswith("HTTP 503 from http://127.0.0.1:")
+        # Healed: new deliveries succeed, the failed ones wait until someone redelivers them.
+        state = wait_for(lambda: (d := client.get("/webhooks/deliveries").json())["last_attempt_ok"] and d, timeout=10, interval=0.3)
+        assert state["failed"] >= 2
+        ops = {"Authorization": os.environ[OPS_AUTH_ENV]}
+        redelivered = client.post("/webhooks/redeliver", headers=ops)
+        assert redelivered.status_code == 202 and redelivered.json()["queued"] >= 2
+        assert client.get("/webhooks/deliveries").json()["failed"] == 0
+        wait_for(lambda: client.get("/webhooks/deliveries").json()["queued_for_redelivery"] == 0, timeout=20, interval=0.5)
+        assert client.get("/webhooks/deliveries").json()["failed"] == 0

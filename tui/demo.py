@@ -34,6 +34,9 @@ PROGRESS = ("components:", "injected ", "ready: ")
 
 
 def spawn_sandbox(directory: Path, scenarios: list[str], *, temporary: bool) -> subprocess.Popen[str]:
+    from tui.sandbox.http_app import ensure_tokens
+
+    ensure_tokens()  # the sandbox inherits its api tokens; the config's headers_env finds them here
     command = [sys.executable, "-m", "tui", "sandbox", "up", "--dir", str(directory), "--stop-on-eof"]
     if temporary:
         command.append("--temporary")

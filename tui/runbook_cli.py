@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.secrets import redact
+from runbooks.copyable import shell_block, step_command
 from tui.cli import EXIT_OK, EXIT_PROBLEM, UsageError
 
 
@@ -58,8 +59,10 @@ def _show(runbook: Any) -> str:
             section = step.section
             lines.append(f"\n## {section}")
         lines.append(f"{step.index + 1:>3}. [{step.kind}] {step.id}: {step.title}")
-        if step.command:
-            lines += [f"         | {ln}" for ln in step.command.splitlines()]
+        # A manual step's command too (its first shell block): what `y` copies in the checklist.
+        command = step.command or shell_block(step.text)
+        if command:
+            lines += [f"         | {ln}" for ln in command.splitlines()]
         detail = _describe(step)
         if detail:
             lines.append(f"         {detail}")
@@ -90,7 +93,10 @@ def main(args: Any) -> int:
     runbook = _runbook(args.runbook, dirs)
     if command == "show":
         if args.json:
-            _print_json(runbook.to_json())
+            shown = runbook.to_json()
+            for step, entry in zip(runbook.steps, shown.get("steps", []), strict=False):
+                entry["copy"] = step_command(step) or None  # what `y` copies
+            _print_json(shown)
         else:
             print(_show(runbook))
         return EXIT_OK

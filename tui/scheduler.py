@@ -31,6 +31,14 @@ SESSION_CLOSE_S = 1.0
 # milliseconds of each other; holding them this long lets the screen redraw once per refresh
 # instead of once per target (less CPU, fewer bytes to the terminal).
 BATCH_S = 0.1
+# A large fleet's readings arrive over the whole first half of the interval (its starts are
+# spread): batches are posted at least this far apart, so the panes, the header and the
+# triggers are redrawn and evaluated a few times per second, not once per reading. At 300
+# targets a redraw per 0.1 s batch was 14 redraws a second and most of the cockpit's CPU.
+# A longer refresh allows a longer gap (a fifth of it, at most POST_GAP_MAX_S): 1000 targets at
+# refresh 5 s are then redrawn about three times per round instead of eight.
+POST_GAP_S = 0.3
+POST_GAP_MAX_S = 1.0
 # At most this many targets start together; a larger fleet's starts are spread over the first
 # SPREAD_SHARE of the interval, so 300 requests never leave at once (a small one, all of them
 # on the tick: its readings still arrive in one batch).
@@ -78,9 +86,9 @@ class LiveSource:
     """Runs every target's probes in a worker of its own, one round per tick.
 
     One worker per (kind, target): a hung PostgreSQL never delays Redis, a target's first
-    reading is posted as soon as it arrives, and a round never starts before the previous
-    one of the same target ended (no pile-up: a late round waits for the next tick). Later
-    readings are posted in one batch per tick. Backends are imported one after the other in
+    reading is posted within BATCH_S of its arrival, and a round never starts before the
+    previous one of the same target ended (no pile-up: a late round waits for the next tick).
+    Later readings are posted in batches at least POST_GAP_S apart. Backends are imported one after the other in
     a thread of their own, so psycopg/redis/docker never delay the first frame and the
     lightest (httpx) does not wait for the heaviest before its first reading shows.
 
@@ -119,7 +127,9 @@ class LiveSource:
         self._import_lock = asyncio.Lock()
         self._first_readings: dict[str, asyncio.Event] = {}  # kind -> set at its first reading
         self._pending: dict[str, list[ProbeResult]] = {}
-        self._batch_due = False
+        self._batch: asyncio.TimerHandle | None = None  # the next batch's post, once due
+        self._posted = -math.inf  # when the last batch was posted (the loop's clock)
+        self._post_gap = max(POST_GAP_S, min(POST_GAP_MAX_S, refresh_s / 5))
         self.rounds: dict[str, int] = {}  # origin -> completed rounds (the perf script reads it)
 
     def start(self, app: App[Any]) -> None:
@@ -204,7 +214,9 @@ class LiveSource:
         if own < BEHIND_SHARE * (took - self.refresh_s):
             return  # a slow target, not a busy warroom: that target skips ticks on its own
         self._on_time = 0
-        count = round_.expected
+        # The whole fleet, not the targets of this tick: while warroom is behind, targets whose
+        # round overran start on later ticks, and a tick holds only part of the fleet.
+        count = max(round_.expected, len(self._slots))
         self.behind = (
             f"behind: a round of {count} target{'s' if count != 1 else ''} takes {took:.1f} s"
             f" at refresh {self.refresh_s:g} s"
@@ -240,17 +252,22 @@ class LiveSource:
 
     def _deliver(self, origin: str, results: list[ProbeResult], *, first: bool) -> None:
         assert self._app is not None
-        if first:
-            # A target's first reading shows as soon as it returns, whatever the others do.
-            self._app.post_message(ProbesUpdated(tuple(results), origin=origin))
-            return
         self._pending[origin] = results
-        if not self._batch_due:
-            self._batch_due = True
-            asyncio.get_running_loop().call_later(BATCH_S, self._post_batch)
+        loop = asyncio.get_running_loop()
+        # BATCH_S after the first reading of the batch, and POST_GAP_S after the last batch;
+        # a target's first reading within BATCH_S, whatever the others do (posting each one
+        # alone redrew every pane once per target: 1000 redraws while a large fleet started).
+        due = loop.time() + BATCH_S
+        if not first:
+            due = max(due, self._posted + self._post_gap)
+        if self._batch is None or due < self._batch.when():
+            if self._batch is not None:
+                self._batch.cancel()
+            self._batch = loop.call_at(due, self._post_batch)
 
     def _post_batch(self) -> None:
-        self._batch_due = False
+        self._batch = None
+        self._posted = asyncio.get_running_loop().time()
         pending, self._pending = self._pending, {}
         if pending and not self._stopped and self._app is not None:
             self._app.post_message(ProbesUpdated(tuple(r for results in pending.values() for r in results)))

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
+from weakref import WeakSet
 
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.geometry import Region, Size
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
-from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Label
 
 from probes.thresholds import Thresholds
-from probes.units import duration_ms, nice_ceiling
+from probes.units import duration_ms
 from widgets.fleet import PaneFilter, Row, arrange, matches
+
+# Re-exported: panes import the sparkline helpers from here.
+from widgets.series_rows import SPARK_HISTORY, SPARK_MAX, SPARK_MIN, SeriesRows, bars, scale_top  # noqa: F401
 from widgets.store import Reading, ResultStore
-from widgets.text_line import text_strip
 
 STATES = ("ok", "warn", "fail", "error", "stale")
 # Rich styles for the dot in front of a row; NO_COLOR strips them, the words stay.
 DOT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "error": "bold magenta", "stale": "dim", "idle": "dim"}
 DOT = {"ok": "●", "warn": "▲", "fail": "✖", "error": "✖", "stale": "○", "idle": "◌"}
+
+
+# Screens that focused a pane once: the first focus is the screen's own (see `Pane.on_focus`).
+_FOCUSED_SCREENS: WeakSet[object] = WeakSet()
 
 
 def dot(state: str) -> Text:
@@ -120,6 +125,9 @@ class Pane(VerticalScroll, can_focus=True):
         self._scale = ""
         self._series_width: int | None = None
         self.filter_text = ""  # what `/` was given: only matching rows are listed
+        self.picked = False  # focused by the operator, not by the screen at start (`on_focus`)
+        self.overflows = False  # more rows than lines: `/` filters (see `check_action`)
+        self._show_due = False  # a redraw is queued (see `watch_version`)
 
     def compose(self) -> ComposeResult:
         # Nothing to draw until the first reading: a muted line says which case this is.
@@ -136,6 +144,15 @@ class Pane(VerticalScroll, can_focus=True):
             self.show()
 
     def watch_version(self) -> None:
+        # In this pane's own message queue, not inside the screen's handler that bumped the
+        # version: with 1000 targets each pane's redraw takes milliseconds, and a key pressed
+        # meanwhile is handled between two panes instead of after all of them.
+        if not self._show_due:
+            self._show_due = True
+            self.call_later(self._show_now)
+
+    def _show_now(self) -> None:
+        self._show_due = False
         self.show()
 
     def watch_state(self, old: str, new: str) -> None:
@@ -228,25 +245,39 @@ class Pane(VerticalScroll, can_focus=True):
 
     def show_rows(self, rows: Sequence[Row], top: float | None = None, floor_ms: float = 50.0) -> list[Row]:
         """Draw rows problems first, one line per group when they outnumber the pane's lines,
-        only those matching the filter; returns the matching rows. Without `top`, sparklines
-        (the groups') share a scale from 0 to their highest reading or `floor_ms`, stated in
-        the title."""
+        only those matching the filter; returns the matching rows. Without `top`, the drawn
+        sparklines share a scale from 0 to their highest reading or `floor_ms`, stated in the
+        title. Only drawn lines have their text and history made (see `Row`)."""
+        room = self.room()
+        overflows = room is not None and len(rows) > room
+        if overflows != self.overflows:
+            self.overflows = overflows
+            self.refresh_bindings()
         shown = [row for row in rows if matches(row, self.filter_text)] if self.filter_text else list(rows)
-        lines, _grouped = arrange(shown, self.room(), lambda key: self.store.values(key, last=SPARK_HISTORY))
+        lines, _grouped = arrange(shown, room, lambda key: self.store.tail(key, SPARK_HISTORY))
         if top is None:
-            drawn = [v for row in lines for v in row.values]
+            drawn = [v for row in lines for v in row.history()]
             top = scale_top(drawn, floor_ms) if drawn else None
             self.set_scale(f"0–{duration_ms(top)}" if top is not None else "")
-        self.show_series([(row.key, row.text, row.values, top) for row in lines])
+        self.show_series([(row.key, row.line(), row.history(), top) for row in lines])
         return shown
 
     def shown_words(self, shown: int, total: int) -> str:
         """`12 of 300 shown` while a filter hides some rows."""
         return f"{shown} of {total} shown" if self.filter_text else ""
 
+    def on_focus(self) -> None:
+        # The screen focuses its first pane itself at start: `/` then still finds a runbook
+        # (`/lock⏎`); once the operator moved to a pane (1-6, Tab, a click) that lists more
+        # targets than it has lines, `/` filters that pane.
+        screen = self.screen
+        self.picked = screen in _FOCUSED_SCREENS
+        _FOCUSED_SCREENS.add(screen)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "filter":
-            return self.FILTERS  # False: the key goes on to the screen (the runbook filter)
+            # False: the key goes on to the screen (the runbook filter).
+            return self.FILTERS and ((self.picked and self.overflows) or bool(self.filter_text))
         if action == "clear_filter":
             return bool(self.filter_text)
         return True
@@ -306,113 +337,3 @@ class Pane(VerticalScroll, can_focus=True):
                 found[0].update(text)
         else:
             self.mount(Label(text, classes="empty"), before=0 if self.children else None)
-
-
-BARS = "▁▂▃▄▅▆▇█"
-SPARK_MIN, SPARK_MAX = 6, 60  # sparkline width range in cells
-SPARK_HISTORY = 80  # readings a sparkline spreads over its width
-
-
-def bars(values: Sequence[float], width: int, top: float | None = None) -> str:
-    """A sparkline of `width` cells at most, scaled from 0 to `top` (default: the readings'
-    max). Never from the readings' min: 30 ms jittering to 40 ms must stay low bars, not look
-    like a spike; the pane states the scale (`Pane.scale`) and gives it a floor.
-
-    With more readings than cells, each bar shows the worst (max) of its bucket, as
-    Textual's Sparkline does."""
-    data = list(values)
-    if width <= 0 or not data:
-        return ""
-    if len(data) > width:
-        step = len(data) / width
-        data = [max(data[int(i * step) : max(int(i * step) + 1, int((i + 1) * step))]) for i in range(width)]
-    high = top if top is not None else max(data)
-    if high <= 0:
-        return BARS[0] * len(data)
-    return "".join(BARS[max(0, min(7, int(v / high * 7.999)))] for v in data)
-
-
-def scale_top(values: Iterable[float], floor: float, unit: float = 1.0) -> float:
-    """A sparkline scale: the largest reading or `floor`, whichever is higher, rounded up to
-    1, 2 or 5 x 10^k of `unit` (so the stated scale reads well and rarely changes)."""
-    high = max([floor, *values])
-    return nice_ceiling(high / unit) * unit
-
-
-class SeriesRows(Widget):
-    """Lines of text, each with a sparkline of its recent history on the right.
-
-    One widget for all the lines of a pane, not a label and a sparkline per line: every
-    widget on screen costs time at each redraw, changed or not, and a pane may list a dozen
-    queues whose ages tick every second anyway. Drawn line by line (Textual's line API): a
-    new reading repaints only the lines whose text or sparkline changed, and a line that
-    reads as before reuses its rendered strip."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"series-rows--bars"}
-    # Lines are drawn one at a time, so Textual's in-app text selection (which needs every
-    # line's offsets) is off here; the terminal's own selection (Shift+drag) still copies.
-    ALLOW_SELECT = False
-    DEFAULT_CSS = """
-    SeriesRows { height: auto; width: 1fr; }
-    SeriesRows > .series-rows--bars { color: $accent; }
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lines: list[tuple[Text, tuple[float, ...], float | None]] = []
-        self._shown: list[tuple[Text, str]] = []  # what each line showed: text, sparkline
-        self._label_width: int | None = None
-        self._spark_width = SPARK_MAX  # cells the sparklines had at the last render
-        self._strips: dict[int, tuple[tuple[object, ...], Strip]] = {}  # y -> (line, its strip)
-
-    def show(self, lines: Sequence[tuple[Text, Sequence[float], float | None]], label_width: int | None = None) -> None:
-        """Set the lines (text, history, scale top); `label_width` aligns their sparklines."""
-        tails = [(text, tuple(values[-SPARK_HISTORY:]), top) for text, values, top in lines]
-        shown = [(text, bars(tail, self._spark_width, top)) for text, tail, top in tails]
-        if shown == self._shown and label_width == self._label_width:
-            return
-        before, relabel = self._shown, label_width != self._label_width
-        self._lines, self._shown, self._label_width = tails, shown, label_width
-        if len(shown) != len(before):
-            self._strips = {y: cached for y, cached in self._strips.items() if y < len(shown)}
-            self.refresh(layout=True)
-        elif relabel or not self.size.width:
-            self.refresh()
-        else:
-            # Same lines, some changed: repaint those only (same size, no layout pass).
-            width = self.size.width
-            self.refresh(*(Region(0, y, width, 1) for y, (now, was) in enumerate(zip(shown, before, strict=True)) if now != was))
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(self._lines)
-
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        style = self.visual_style
-        if y >= len(self._lines):
-            return Strip.blank(width, style.rich_style)
-        text, values, top = self._lines[y]
-        spark = ""
-        if self._label_width is not None and values:
-            label_width = max(0, min(self._label_width, width - SPARK_MIN - 1))
-            self._spark_width = max(0, min(SPARK_MAX, width - label_width - 1))
-            spark = bars(values, self._spark_width, top)
-        bars_style = self.get_component_rich_style("series-rows--bars")
-        key = (width, self._label_width, text.plain, tuple(text.spans), text.style, spark, style, bars_style)
-        cached = self._strips.get(y)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        strip = self._render_text(text, spark, width, bars_style)
-        self._strips[y] = (key, strip)
-        return strip
-
-    def _render_text(self, text: Text, spark: str, width: int, bars_style: Style) -> Strip:
-        line = text.copy()
-        if not spark:
-            line.truncate(width, overflow="ellipsis")
-        else:
-            label_width = max(0, min(self._label_width or 0, width - SPARK_MIN - 1))
-            line.truncate(label_width, overflow="ellipsis", pad=True)
-            line.append(" ")
-            line.append(spark, style=bars_style)
-        return text_strip(self, line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -71,7 +72,10 @@ def container_state(container: dict[str, Any]) -> str:
 
 
 def container_line(container: dict[str, Any], state: str) -> Text:
-    line = dot(state) + Text(str(container.get("name")), style="bold")
+    # A Compose container shows its service (`api`, `api 2` for a second replica), the name
+    # its runbooks and the compose file use; others their container name.
+    shown = container.get("service") or container.get("name")
+    line = dot(state) + Text(str(shown) + (f" {container['replica']}" if container.get("replica") else ""), style="bold")
     line.append(f"  {container.get('state', '?')}")
     if container.get("health"):
         line.append(f" {container['health']}")
@@ -95,25 +99,29 @@ class ServicesPane(Pane):
     EMPTY = "no HTTP endpoints, DNS or TCP checks or Docker engine configured"
     DETAIL = "services"
 
-    FILTERS = False  # `/` in this pane: not switched on yet (see Pane.FILTERS)
+    FILTERS = True  # `/` filters this pane's rows (see Pane.FILTERS)
 
     def show(self) -> None:
         rows: list[Row] = []
         states: list[str] = []
+        stale: list[Reading] = []  # old data leads the subtitle (`set_summary`)
         group_of = self.store.group_of
         for reading in self.store.readings("http"):
             key, target = reading.result.key, reading.result.target
             p95 = self.store.percentile(key, 95)
-            rows.append(Row(f"http-{target}", endpoint_line(reading, p95), reading.state, target, group_of(target), (), p95, key, "http"))
+            rows.append(Row(f"http-{target}", partial(endpoint_line, reading, p95), reading.state, target, group_of(target), (), p95, key, "http"))
             states.append(reading.state)
+            stale += [reading] if reading.stale else []
         for probe, line_of in (("dns", dns_line), ("tcp", tcp_line)):
             for reading in self.store.readings(probe):
                 key, target = reading.result.key, reading.result.target
                 p95 = self.store.percentile(key, 95)
-                rows.append(Row(f"{probe}-{target}", line_of(reading), reading.state, target, group_of(target), (), p95, key, probe))
+                rows.append(Row(f"{probe}-{target}", partial(line_of, reading), reading.state, target, group_of(target), (), p95, key, probe))
                 states.append(reading.state)
+                stale += [reading] if reading.stale else []
         for reading in self.store.readings("containers"):
             states.append(reading.state)
+            stale += [reading] if reading.stale else []
             target = reading.result.target
             containers = reading.result.data.get("containers") or []
             if reading.latest.status.value == "error" and not reading.stale:
@@ -135,5 +143,4 @@ class ServicesPane(Pane):
         bad = sum(s != "ok" for s in states)
         summary = f"{len(states) - bad}/{len(states)} ok" if states else ""
         summary = " · ".join(w for w in (summary, self.shown_words(len(shown), len(rows))) if w)
-        readings = [r for probe in self.PROBES for r in self.store.readings(probe)]
-        self.set_summary(worst_state(states), summary, readings)
+        self.set_summary(worst_state(states), summary, stale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import time
 from collections import deque
@@ -38,9 +39,31 @@ class Reading:
 
     @property
     def staleness(self) -> str:
-        """`timeout 12s` / `stale 12s`: why and since when the data on screen is old."""
-        word = "timeout" if self.latest.data.get("timeout") else "stale"
-        return f"{word} {format_age(self.age_s)}"
+        """`timeout 12 s` / `refused 12 s`: why and since when the data on screen is old.
+        Never a bare `stale` for a target that refuses: beside its last values ("200 11 ms")
+        that read as a healthy service with old data."""
+        return f"{self.why} {format_age(self.age_s)}"
+
+    @property
+    def why(self) -> str:
+        """The latest reading's failure in a word or two (`refused`, `DNS failed`, ...)."""
+        if self.latest.data.get("timeout"):
+            return "timeout"
+        text = f"{self.latest.data.get('error') or ''} {self.latest.summary}".lower()
+        return next((word for keys, word in _WHY if any(k in text for k in keys)), "error")
+
+
+# Words for why a target gave no reading, first match wins (probe error messages, lower-cased).
+_WHY: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("refused",), "refused"),
+    (("timed out", "timeout"), "timeout"),
+    (("dns", "name resolution", "nodename", "getaddrinfo"), "DNS failed"),
+    (("certificate",), "certificate failed"),
+    (("tls", "ssl"), "TLS failed"),
+    (("password", "authentication", "noauth", "wrongpass", "permission denied", "401", "403"), "auth failed"),
+    (("closed the connection", "connection reset", "reset by peer", "broken pipe"), "connection closed"),
+    (("unreachable", "no route"), "unreachable"),
+)
 
 
 STATE_RANK = {"ok": 0, "warn": 1, "stale": 2, "fail": 3, "error": 4}
@@ -112,13 +135,24 @@ class ResultStore:
         self.latest: dict[Key, ProbeResult] = {}
         self.last_good: dict[Key, ProbeResult] = {}
         self._series: dict[SeriesKey, deque[tuple[float, float]]] = {}
-        self._quantiles: dict[SeriesKey, tuple[tuple[int, float], list[float]]] = {}
+        # A series' values kept sorted, once a percentile of it was asked: updated at each
+        # reading (one insert, one removal) instead of sorting the window again.
+        self._sorted: dict[SeriesKey, list[float]] = {}
+        # Each probe's keys in display order, sorted again only when a new target appears:
+        # panes ask for them at every redraw, and re-sorting the fleet each time was O(n log n).
+        self._keys: dict[str, list[Key]] = {}
+        self._tails: dict[SeriesKey, tuple[tuple[int, int], tuple[float, ...]]] = {}
+        self._appended: dict[SeriesKey, int] = {}  # points ever appended: a tail's version
+        self._unsorted: set[str] = set()
         self.last_update: float | None = None
 
     def add(self, results: Iterable[ProbeResult]) -> set[str]:
         """Record readings; return the probe names that changed (panes redraw only those)."""
         changed: set[str] = set()
         for result in results:
+            if result.key not in self.latest:
+                self._keys.setdefault(result.probe, []).append(result.key)
+                self._unsorted.add(result.probe)
             self.latest[result.key] = result
             changed.add(result.probe)
             if self.last_update is None or result.timestamp > self.last_update:
@@ -136,7 +170,13 @@ class ResultStore:
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = deque(maxlen=self.history_size)
+        ordered = self._sorted.get(key)
+        if ordered is not None:
+            if len(series) == series.maxlen:
+                del ordered[bisect.bisect_left(ordered, series[0][1])]
+            bisect.insort(ordered, value)
         series.append((timestamp, value))
+        self._appended[key] = self._appended.get(key, 0) + 1
 
     # --- reading -------------------------------------------------------------------------
 
@@ -149,8 +189,16 @@ class ResultStore:
         return self.groups.get(target, "")
 
     def results(self, probe: str) -> list[ProbeResult]:
-        """Latest results of one probe across targets, in arrival order of targets."""
-        return [r for key, r in self.latest.items() if key[2] == probe]
+        """Latest results of one probe across targets, in display order."""
+        return [self.latest[key] for key in self.keys(probe)]
+
+    def keys(self, probe: str) -> list[Key]:
+        """The probe's keys in the config's target order (others after, by arrival)."""
+        keys = self._keys.get(probe, [])
+        if probe in self._unsorted:
+            self._unsorted.discard(probe)
+            keys.sort(key=lambda k: self._rank.get(k[1], len(self._rank)))  # stable: arrival order after
+        return keys
 
     def reading(self, key: Key) -> Reading | None:
         latest = self.latest.get(key)
@@ -162,8 +210,7 @@ class ResultStore:
         return Reading(latest, latest, False, self.clock() - latest.timestamp)
 
     def readings(self, probe: str) -> list[Reading]:
-        keys = sorted((key for key in self.latest if key[2] == probe), key=lambda k: self._rank.get(k[1], len(self._rank)))
-        found = (self.reading(key) for key in keys)
+        found = (self.reading(key) for key in self.keys(probe))
         return [r for r in found if r is not None]
 
     def points(self, key: SeriesKey) -> list[tuple[float, float]]:
@@ -176,19 +223,30 @@ class ResultStore:
             return [v for _, v in itertools.islice(reversed(series), last)][::-1]
         return [v for _, v in series]
 
+    def tail(self, key: SeriesKey, last: int) -> tuple[float, ...]:
+        """The last `last` values, oldest first, as one tuple kept until the series changes:
+        a group's sparkline reads a thousand members' tails at every redraw, most unchanged."""
+        series = self._series.get(key)
+        if not series:
+            return ()
+        stamp = (self._appended.get(key, 0), last)
+        cached = self._tails.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        values = tuple(v for _, v in itertools.islice(reversed(series), last))[::-1]
+        self._tails[key] = (stamp, values)
+        return values
+
     def percentile(self, key: SeriesKey, pct: int) -> float | None:
         series = self._series.get(key)
         if not series:
             return None
         if len(series) == 1:
             return series[0][1]
-        # Two panes ask for the same percentiles at every refresh: sort the window once.
-        stamp = (len(series), series[-1][0])
-        cached = self._quantiles.get(key)
-        if cached is None or cached[0] != stamp:
-            cached = self._quantiles[key] = (stamp, sorted(v for _, v in series))
+        ordered = self._sorted.get(key)
+        if ordered is None:  # sorted once; `_append` keeps it sorted from then on
+            ordered = self._sorted[key] = sorted(v for _, v in series)
         # statistics.quantiles(n=100, method="inclusive")[pct - 1], for the one cut point asked.
-        ordered = cached[1]
         j, delta = divmod(pct * (len(ordered) - 1), 100)
         if j + 1 >= len(ordered):
             return ordered[-1]

@@ -46,10 +46,17 @@ KINDS: dict[str, str] = {
     "queue-backlog": "probe redis redis probe manual manual manual redis manual manual probe",
     "container-crash-loop": "probe probe docker docker manual manual action docker manual action probe",
     "external-dependency-outage": "probe probe probe manual manual manual manual probe probe",
-    "tls-certificate-dns": "probe manual probe probe manual manual manual manual probe",
+    "tls-certificate-dns": "probe manual probe probe manual manual manual probe",
+    "cors-browser-calls-failing": "probe probe probe probe manual manual manual manual manual probe",
+    "authentication-failures": "probe probe probe manual manual manual manual manual probe",
+    "high-error-rate": "probe probe promql manual probe probe manual manual manual probe",
+    "prometheus-targets-down": "promql promql probe probe promql promql manual manual manual probe manual promql",
+    "webhook-deliveries-failing": "probe probe manual manual action probe",
+    "rollback-after-bad-deploy": "probe probe manual manual manual manual probe probe",
 }
 # The sandbox's target names, which are also the conventional names the README documents.
-SANDBOX_TARGETS = {"primary", "replica", "redis", "api", "payments", "statuspage", "docker"}
+SANDBOX_TARGETS = {"primary", "replica", "redis", "api", "payments", "statuspage", "docker",
+                   "api-cors", "api-account", "api-metrics", "webhooks", "prom"}
 WAIT_S = 20.0  # scenarios show (and heal) within a few seconds; never wait longer than this
 
 
@@ -127,6 +134,7 @@ def test_remediations_are_actions_and_name_their_target() -> None:
         ("container-crash-loop", "restart-crashing"): "restart",
         ("container-crash-loop", "restart-unhealthy"): "restart",
         ("service-unavailable", "restart-failed"): "restart",
+        ("webhook-deliveries-failing", "redeliver"): "POST",
     }
     runbooks = {rb.id: rb for rb in load_runbooks()[0]}
     for (runbook_id, step_id), word in expected.items():
@@ -416,7 +424,7 @@ async def test_tls_certificate_runbook(tmp_path: Path, monkeypatch: pytest.Monke
         reachable = steps["api-reachable"]
         assert reachable.status == Outcome.FAIL and "certificate verify failed: self-signed certificate" in reachable.summary
         assert steps["is-certificate"].status == Outcome.MANUAL and steps["inspect-cert"].status == Outcome.MANUAL
-        assert steps["compare-resolvers"].status == Outcome.SKIPPED
+        assert steps["dns-runbook"].status == Outcome.SKIPPED
         # Trusted (as an internal CA would be) but five days from expiry.
         monkeypatch.setenv("SSL_CERT_FILE", str(short[0]))
         steps = by_id(await run_runbook(rb, env))

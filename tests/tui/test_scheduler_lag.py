@@ -8,6 +8,7 @@ reading must stay ~50 ms and ok, and the header must say warroom is behind, then
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from probes.config import HttpTarget
 from tests.probes.test_loop_lag import BLOCK_S, serving
 from tests.tui import fixtures
 from tui.app import WarroomApp, make_app
-from tui.scheduler import SPREAD_BURST, SPREAD_SHARE, LiveSource
+from tui.scheduler import POST_GAP_S, SPREAD_BURST, SPREAD_SHARE, LiveSource
 from widgets.env_header import EnvHeader
 
 REFRESH_S = 0.3
@@ -127,3 +128,62 @@ async def test_a_large_fleets_probe_starts_are_spread_over_the_interval() -> Non
         assert len(groups) == 3 and all(len(g) <= SPREAD_BURST for g in groups), [len(g) for g in groups]
         slot_s = SPREAD_SHARE * refresh_s / 3
         assert groups[2][0] - groups[0][0] >= 2 * slot_s * 0.8, groups[2][0] - groups[0][0]
+
+
+async def test_a_large_fleets_readings_reach_the_screen_a_few_times_per_refresh_not_per_target() -> None:
+    # 60 endpoints, refresh 1 s, starts spread over half of it: the readings are posted in
+    # batches at least POST_GAP_S apart (the panes and the header redraw once per batch), and
+    # the first readings of all 60 in a few batches, not one each.
+    refresh_s = 1.0
+
+    class Counted(LiveSource):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.posts: list[tuple[float, int]] = []
+
+        def _post_batch(self) -> None:
+            self.posts.append((time.monotonic(), sum(len(r) for r in self._pending.values())))
+            super()._post_batch()
+
+    with serving(delay_s=0.0) as server:
+        endpoints = tuple(HttpTarget(f"api{i}", server.url) for i in range(60))
+        env = fixtures.environment(http=endpoints, postgres=(), redis=(), docker=None, timeout_s=2.0, refresh_s=refresh_s)
+        source = Counted(env, refresh_s=refresh_s)
+        app = make_app(env, source=source)
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + 20
+            while min(source.rounds.get(f"http:api{i}", 0) for i in range(60)) < 4 and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            assert len(app.store.readings("http")) == 60
+            rounds = min(source.rounds.values())
+            posted = sum(count for _, count in source.posts)
+    assert rounds >= 4, source.rounds
+    assert posted >= 60 * (rounds - 1)  # every reading was posted (the last round's may be pending)
+    # First readings: within BATCH_S of each other they go together, so far fewer posts than targets.
+    assert len(source.posts) <= 4 * (rounds + 1) + 6, len(source.posts)
+    later = [t for t, _ in source.posts[6:]]
+    gaps = [b - a for a, b in zip(later, later[1:], strict=False)]
+    assert gaps and min(gaps) >= POST_GAP_S * 0.9, gaps
+
+
+async def test_a_large_fleet_whose_round_outlasts_the_refresh_on_a_busy_loop_says_behind() -> None:
+    # 300 targets whose readings each hold the loop 8 ms (parsing, as a real large fleet does):
+    # a round takes about 2.4 s of the loop at refresh 1 s. The header must say warroom is
+    # behind and the round stretch; no target may read timed out.
+    refresh_s = 1.0
+
+    async def busy(kind: str, target: Any, _session: Any) -> list[Any]:
+        await asyncio.sleep(0.001)
+        time.sleep(0.008)
+        return [fixtures.r(target.name, "http", "http", "ok", f"{target.name}: HTTP 200", 1.0, time.time(), status_code=200, latency_ms=1.0)]
+
+    endpoints = tuple(HttpTarget(f"api{i}", f"http://127.0.0.1:9/{i}") for i in range(300))
+    env = fixtures.environment(http=endpoints, postgres=(), redis=(), docker=None, timeout_s=2.0, refresh_s=refresh_s)
+    source = LiveSource(env, refresh_s=refresh_s, collector=busy)
+    app = make_app(env, source=source)
+    seen: list[str] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await until(pilot, lambda: "behind: a round of 300 targets takes" in header(app), 20, seen, app), seen[-1:]
+        assert source.period_s > refresh_s
+    errors = [r for r in app.store.latest.values() if r.status.value != "ok"]
+    assert not errors, errors[:3]

@@ -1,8 +1,16 @@
-"""Sandbox HTTP services on loopback ("api", "payments", a status page) and their fault scenarios.
+"""Sandbox HTTP services on loopback ("api", "payments", a status page, a webhook receiver) and
+their fault scenarios. The api's CORS, token, /metrics and webhook routes are in http_app.py.
 
 Scenario -> service it hits:
   latency-spike      api        every answer delayed 1.2-1.5 s (over the 1 s fail line, under the 2 s timeout)
-  error-spike        api        /health answers 503; 85 % of other requests answer 500/503
+  error-spike        api        /health answers 503; 85 % of other requests answer 503
+  error-rate         api        a bad deploy (new version, counters from zero): 30 % of /api/orders
+                                answer 500, counted in /metrics; /health stays 200. Heal rolls back
+                                (the old version, counters from zero again)
+  cors-broken        api        the CORS preflight no longer names the app's origin
+  auth-failure       api        the server's token was rotated: /v1/account answers 401 to ours
+  webhook-failures   receiver   the receiver answers 503 to every delivery: failed deliveries
+                                climb until redelivered (POST /webhooks/redeliver) after the heal
   service-down       payments   the listener and its open connections close: connection refused;
                                 heal binds the same port again
   dependency-outage  statuspage /api/v2/status.json reports indicator "major"
@@ -13,12 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tui.sandbox import http_app
 from tui.sandbox.base import LOOPBACK, Component, SandboxError
+from tui.sandbox.http_app import ApiApp, Reply, Request
 
 # The spike stays below the probe timeout (2 s) so the probe measures it instead of timing out.
 SPIKE_DELAY_S = (1.2, 1.5)
@@ -26,9 +39,16 @@ ERROR_SHARE = 0.85
 # Keep-alive connections idle this long are closed, so a forgotten client costs nothing forever.
 IDLE_CLOSE_S = 30.0
 MAX_HEADER_LINES = 100
+# The config keys of probes/config_http.py (method, headers, format, pass, ...): the sandbox
+# writes its CORS, token, metrics and webhook targets only once the loader accepts them.
+RICH_TARGETS = False
+METRICS_PASS = 'metric("http_requests_total", status="500") <= 0.02 * metric("http_requests_total")'
 
 _REASONS = {
     200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     500: "Internal Server Error",
@@ -42,14 +62,18 @@ _INDICATORS = {
 
 
 class Service:
-    """One tiny HTTP/1.1 server (keep-alive, GET/HEAD) answering from a route table."""
+    """One tiny HTTP/1.1 server (keep-alive) answering from an app, then from a route table."""
 
     def __init__(
-        self, name: str, routes: dict[str, Any], *, tls: ssl.SSLContext | None = None
+        self, name: str, routes: dict[str, Any], *, tls: ssl.SSLContext | None = None,
+        app: Callable[[Request], Reply | None] | None = None,
     ) -> None:
         self.name = name
         self.tls = tls  # tests serve HTTPS with a throw-away certificate
         self.routes = routes  # path -> JSON-able body, or a callable returning (status, body)
+        self.app = app  # first say: any method, sees the headers; None passes to the table
+        self.served: Callable[[str, str, int, float], None] | None = None  # (method, path, status, s)
+        self.health_extra: Callable[[], dict[str, Any]] | None = None
         self.port = 0
         self.delay: tuple[float, float] | None = None
         self.error_share = 0.0
@@ -126,15 +150,26 @@ class Service:
                 break
             key, _, value = raw.decode("latin-1").partition(":")
             headers[key.strip().lower()] = value.strip()
+        body = b""
         if length := int(headers.get("content-length", "0") or 0):
-            await reader.readexactly(min(length, 1 << 20))
+            if length > 1 << 20:
+                await self._respond(writer, method, 413, {"error": "body too large"}, keep=False)
+                return False
+            body = await reader.readexactly(length)
         connection = headers.get("connection", "").lower()
         keep = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
         self.requests += 1
-        status, body = self._route(method, target.split("?", 1)[0])
+        started = time.perf_counter()
+        path = target.split("?", 1)[0]
+        reply = self.app(Request(method, path, headers, body)) if self.app else None
+        if reply is None:
+            reply = Reply(*self._route(method, path))
         if self.delay:
             await asyncio.sleep(random.uniform(*self.delay))
-        await self._respond(writer, method, status, body, keep=keep)
+        if self.served:
+            self.served(method, path, reply.status, time.perf_counter() - started)
+        await self._respond(writer, method, reply.status, reply.body, keep=keep, headers=reply.headers,
+                            content_type=reply.content_type)
         return keep
 
     def _route(self, method: str, path: str) -> tuple[int, Any]:
@@ -151,21 +186,29 @@ class Service:
                 "status": "ok",
                 "service": self.name,
                 "checks": {"database": "ok", "cache": "ok"},
+                **(self.health_extra() if self.health_extra else {}),
             }
         if path not in self.routes:
             return 404, {"error": "not found", "path": path}
         if self.error_share and random.random() < self.error_share:
-            return random.choice((500, 503)), {"error": "upstream failure"}
+            # 503 (an upstream is unavailable), never 500: that status is error-rate's bad deploy.
+            return 503, {"error": "upstream failure"}
         route = self.routes[path]
         return route() if callable(route) else (200, route)
 
     async def _respond(
-        self, writer: asyncio.StreamWriter, method: str, status: int, body: Any, *, keep: bool
+        self, writer: asyncio.StreamWriter, method: str, status: int, body: Any, *, keep: bool,
+        headers: dict[str, str] | None = None, content_type: str = "application/json",
     ) -> None:
-        payload = json.dumps(body).encode()
+        if status == 204 or body is None:
+            payload = b""
+        else:
+            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        length = "" if status == 204 else f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Bad Request')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            f"{length}{extra}"
             f"Server: warroom-sandbox/{self.name}\r\n"
             f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n"
         ).encode("latin-1")
@@ -174,20 +217,30 @@ class Service:
 
 
 class HttpComponent(Component):
-    """The sandbox's web tier: two services and an external status page, all on 127.0.0.1."""
+    """The sandbox's web tier: two services, an external status page and a webhook receiver, all
+    on 127.0.0.1, with the api's simulated users and webhook sender running against them."""
 
     name = "http"
-    scenarios = ("latency-spike", "error-spike", "service-down", "dependency-outage")
+    scenarios = ("latency-spike", "error-spike", "service-down", "dependency-outage",
+                 "error-rate", "cors-broken", "auth-failure", "webhook-failures")
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
         self.indicator = "none"
+        self.tokens = http_app.tokens_from(os.environ)
+        self.app = ApiApp(self.tokens)
         self.api = Service(
-            "api", {"/": {"service": "api"}, "/api/orders": {"orders": [{"id": 1, "total": 42.0}]}}
+            "api", {"/": {"service": "api"}, "/api/orders": {"orders": [{"id": 1, "total": 42.0}]}},
+            app=self.app,
         )
+        self.api.served = self.app.metrics.observe
+        self.api.health_extra = self.app.health_extra
+        payments_metrics = http_app.Metrics(http_app.GOOD_VERSION)
         self.payments = Service(
-            "payments", {"/": {"service": "payments"}, "/api/payments": {"payments": []}}
+            "payments", {"/": {"service": "payments"}, "/api/payments": {"payments": []}},
+            app=http_app.metrics_only(payments_metrics),
         )
+        self.payments.served = payments_metrics.observe
         self.status = Service(
             "statuspage",
             {
@@ -196,7 +249,10 @@ class HttpComponent(Component):
                 "/api/v2/summary.json": self._status_json,
             },
         )
-        self.services = (self.api, self.payments, self.status)
+        self.receiver = Service("receiver", {"/": {"service": "receiver"}}, app=http_app.receiver(self.app.webhooks))
+        self.services = (self.api, self.payments, self.status, self.receiver)
+        self.stopping = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
 
     def _status_json(self) -> tuple[int, Any]:
         return 200, {
@@ -204,34 +260,77 @@ class HttpComponent(Component):
             "status": {"indicator": self.indicator, "description": _INDICATORS[self.indicator]},
         }
 
+    @property
+    def env_file(self) -> Path:
+        return self.workdir.parent / http_app.ENV_FILE
+
     async def start(self) -> None:
         for service in self.services:
             await service.listen()
+        http_app.write_env_file(self.env_file, self.tokens)
+        self.app.webhooks.endpoint = f"{self.receiver.url}/hooks/orders"
+        self.tasks = [asyncio.create_task(http_app.traffic(self.api.url, self.stopping)),
+                      asyncio.create_task(http_app.deliver(self.app.webhooks, self.stopping))]
 
     def config(self) -> dict[str, Any]:
-        return {
-            "http": [
-                # Tight lines so the latency spike reads fail within one refresh.
-                {
-                    "name": "api",
-                    "url": f"{self.api.url}/health",
-                    "latency_warn_ms": 300.0,
-                    "latency_fail_ms": 1000.0,
-                },
-                {
-                    "name": "payments",
-                    "url": f"{self.payments.url}/health",
-                    "latency_warn_ms": 300.0,
-                    "latency_fail_ms": 1000.0,
-                },
-                {
-                    "name": "statuspage",
-                    "url": f"{self.status.url}/api/v2/status.json",
-                    "json_field": "status.indicator",
-                    "json_equals": "none",
-                },
-            ]
-        }
+        targets: list[dict[str, Any]] = [
+            # Tight lines so the latency spike reads fail within one refresh.
+            {
+                "name": "api",
+                "url": f"{self.api.url}/health",
+                "latency_warn_ms": 300.0,
+                "latency_fail_ms": 1000.0,
+            },
+            {
+                "name": "payments",
+                "url": f"{self.payments.url}/health",
+                "latency_warn_ms": 300.0,
+                "latency_fail_ms": 1000.0,
+            },
+            {
+                "name": "statuspage",
+                "url": f"{self.status.url}/api/v2/status.json",
+                "json_field": "status.indicator",
+                "json_equals": "none",
+            },
+        ]
+        if RICH_TARGETS:
+            targets += self.rich_targets()
+        return {"http": targets}
+
+    def rich_targets(self) -> list[dict[str, Any]]:
+        """The targets that need the request/response keys of probes/config_http.py."""
+        origin = http_app.ORIGIN
+        return [
+            {   # the browser's preflight before a POST with a token
+                "name": "api-cors",
+                "url": f"{self.api.url}/v1/orders",
+                "method": "OPTIONS",
+                "headers": {"Origin": origin, "Access-Control-Request-Method": "POST",
+                            "Access-Control-Request-Headers": "authorization, content-type"},
+                "expect_status": [200, 204],
+                "expect_headers": {"Access-Control-Allow-Origin": origin},
+            },
+            {   # the token comes from the environment (sandbox.env), never from this file
+                "name": "api-account",
+                "url": f"{self.api.url}/v1/account",
+                "headers_env": {"Authorization": http_app.API_AUTH_ENV},
+                "expect_status": 200,
+            },
+            {   # application errors (500) since the process started, from its own counters
+                "name": "api-metrics",
+                "url": f"{self.api.url}/metrics",
+                "format": "prometheus",
+                "pass": METRICS_PASS,
+            },
+            {
+                "name": "webhooks",
+                "url": f"{self.api.url}/webhooks/deliveries",
+                "pass": "data.json.failed == 0 and data.json.last_attempt_ok == True",
+                # reads need no credential; the redelivery action sends the ops token only
+                "action_headers_env": {"Authorization": http_app.OPS_AUTH_ENV},
+            },
+        ]
 
     async def inject(self, scenario: str) -> str:
         if scenario == "latency-spike":
@@ -248,6 +347,20 @@ class HttpComponent(Component):
         if scenario == "dependency-outage":
             self.indicator = "major"
             return f'status page {self.status.url}/api/v2/status.json reports indicator "major"'
+        if scenario == "error-rate":
+            self.app.error_share = http_app.BAD_DEPLOY_ERROR_SHARE
+            self.app.metrics.restart(http_app.BAD_VERSION)
+            return (f"api ({self.api.url}) deployed {http_app.BAD_VERSION}: {http_app.BAD_DEPLOY_ERROR_SHARE:.0%} of "
+                    "/api/orders answer 500 (counted in /metrics); /health still 200")
+        if scenario == "cors-broken":
+            self.app.preflight_origin = False
+            return f"api ({self.api.url}) preflight no longer allows origin {http_app.ORIGIN}"
+        if scenario == "auth-failure":
+            self.app.rotate_token()
+            return f"api ({self.api.url}) rotated its token: /v1/account answers 401 to the configured one"
+        if scenario == "webhook-failures":
+            self.app.webhooks.receiver_failing = True
+            return f"the webhook receiver ({self.app.webhooks.endpoint}) answers 503; failed deliveries climb"
         return await super().inject(scenario)
 
     async def heal(self, scenario: str) -> str:
@@ -269,9 +382,29 @@ class HttpComponent(Component):
         if scenario == "dependency-outage":
             self.indicator = "none"
             return 'status page reports indicator "none" again'
+        if scenario == "error-rate":
+            self.app.error_share = 0.0
+            self.app.metrics.restart(http_app.GOOD_VERSION)
+            return f"api rolled back to {http_app.GOOD_VERSION} (counters from zero), no 500s"
+        if scenario == "cors-broken":
+            self.app.preflight_origin = True
+            return f"api preflight allows origin {http_app.ORIGIN} again"
+        if scenario == "auth-failure":
+            self.app.accepted_auth = self.app.api_auth
+            return "api accepts the configured token again"
+        if scenario == "webhook-failures":
+            self.app.webhooks.receiver_failing = False
+            failed = self.app.webhooks.failed
+            return (f"the webhook receiver accepts deliveries again; {failed} failed deliveries wait for a "
+                    "redelivery (POST /webhooks/redeliver)")
         return await super().heal(scenario)
 
     async def stop(self) -> None:
+        self.stopping.set()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=5)
+            for task in self.tasks:
+                task.cancel()
         for service in self.services:
             with contextlib.suppress(Exception):
                 await service.close()

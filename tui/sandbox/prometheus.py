@@ -37,6 +37,7 @@ BINARIES: dict[str, tuple[str, ...]] = {
 }
 PACKAGES = ("prometheus", "prometheus-alertmanager", "prometheus-postgres-exporter",
             "prometheus-redis-exporter", "prometheus-blackbox-exporter")
+BLACKBOX_KEYS = {"name", "url", "latency_warn_ms", "latency_fail_ms", "json_field", "json_equals", "group"}
 INTERVAL = "1s"  # scrape and rule evaluation: a drill's alert fires within seconds
 READY_TIMEOUT_S = 20.0
 
@@ -130,15 +131,25 @@ class PrometheusSandbox(Component):
             static["redis"].append({"targets": [address], "labels": {"instance": target["name"]}})
         # One job per exporter kind, `instance` = the warroom target's name: an alert names it.
         jobs: list[dict[str, Any]] = [{"job_name": job, "static_configs": c} for job, c in static.items() if c]
-        http = self._targets("http")
+        # Blackbox GETs a URL: targets with their own method, headers or grading (CORS, a token,
+        # /metrics) are warroom's checks, not availability probes.
+        http = [t for t in self._targets("http") if set(t) <= BLACKBOX_KEYS]
+        # The sandbox's services serve /metrics beside /health: one `app` job scrapes them.
+        apps = [t for t in self._targets("http") if t["url"].endswith("/health")]
+        if apps:
+            jobs.append({"job_name": "app", "static_configs": [
+                {"targets": [urlsplit(t["url"]).netloc], "labels": {"instance": t["name"]}} for t in apps]})
         if http:
             config = self.workdir / "blackbox.yml"
-            config.write_text(_yaml({"modules": {"http_2xx": {"prober": "http", "timeout": "2s",
+            config.write_text(_yaml({"modules": {"http_2xx": {"prober": "http", "timeout": "2.5s",
                                                              "http": {"preferred_ip_protocol": "ip4"}}}}))
             address = self._listen("blackbox_exporter")
             self._spawn("blackbox_exporter", [found["blackbox_exporter"], f"--config.file={config}", f"--web.listen-address={address}"])
             jobs.append({
+                # Its own interval and timeout: a service answering in 1.3 s is slow, not down
+                # (under the global 1 s scrape timeout its probe would fail and fire EndpointDown).
                 "job_name": "blackbox", "metrics_path": "/probe", "params": {"module": ["http_2xx"]},
+                "scrape_interval": "3s", "scrape_timeout": "3s",
                 "static_configs": [{"targets": [t["url"]], "labels": {"instance": t["name"]}} for t in http],
                 "relabel_configs": [
                     {"source_labels": ["__address__"], "target_label": "__param_target"},

@@ -275,6 +275,8 @@ async def run(
             print(f"injected {scenario}: {await sandbox.change('inject', scenario)}", flush=True)
         elapsed = time.perf_counter() - started
         print(f"components: {', '.join(sandbox.components)} (started in {elapsed:.1f}s)", flush=True)
+        if (directory / "sandbox.env").exists():  # the api tokens the config's headers_env names
+            print(f"tokens: . {directory / 'sandbox.env'}  (in the shell that loads the config)", flush=True)
         print(f"ready: {sandbox.config_path}", flush=True)
         if ready:
             ready.set()

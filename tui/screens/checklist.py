@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Label, Markdown, Static
 
 from runbooks.conditions import EvalError
+from runbooks.copyable import step_command
 from runbooks.model import PROBE_KINDS, Step
 from runbooks.runner import not_applicable
 from tui.incident import Handover, RunbookRun
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from tui.app import WarroomApp
 
 READ_ONLY_REFUSAL = "read-only: actions disabled"
+COPIED_SHOWN = 40  # characters of a copied command the notification repeats
 
 
 def step_facts(step: Step) -> str:
@@ -196,6 +198,19 @@ class RunbookScreenBase(Screen[None]):
             return
         self.run.mark(step, mark)
 
+    def action_copy_command(self) -> None:
+        """The step's command to the clipboard with OSC 52 (over SSH too; tmux: set-clipboard on)."""
+        step = self.current_step()
+        if step is None:
+            return
+        text = step_command(step, self.run.filled_command(step) if step.command else None)
+        if not text:
+            self.notify(f"{step.id}: nothing to copy")
+            return
+        self.app.copy_to_clipboard(text)
+        flat = " ".join(text.split())
+        self.notify(f"copied: {flat[:COPIED_SHOWN]}" + ("…" if len(flat) > COPIED_SHOWN else ""))
+
     def action_note(self) -> None:
         step = self.current_step()
         if step is not None:
@@ -246,13 +261,14 @@ class RunbookScreenBase(Screen[None]):
 
 
 # The keys the checklist and guided mode share for the current step (after `r`, whose label
-# differs): run its action, mark it, note it.
+# differs): run its action, mark it, note it, copy its command.
 STEP_KEYS: list[Binding] = [
     Binding("a", "run_action", "Action", id="runbook.action"),
     Binding("p", "mark('pass')", "Pass", id="runbook.mark_pass"),
     Binding("f", "mark('fail')", "Fail", id="runbook.mark_fail"),
     Binding("s", "mark('skip')", "Skip", id="runbook.mark_skip"),
     Binding("n", "note", "Note", id="runbook.note"),
+    Binding("y", "copy_command", "Copy", id="runbook.copy"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,10 +17,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 
 from probes.units import duration_ms
+from widgets.fleet import PaneFilter
 from widgets.key_bar import KeyBar
 from widgets.locks import instance_label, owner
 from widgets.services import container_state
-from widgets.store import format_age, format_bytes
+from widgets.store import Reading, format_age, format_bytes, list_rank
 
 if TYPE_CHECKING:
     from tui.app import WarroomApp
@@ -98,13 +100,30 @@ class DetailScreen(Screen[None]):
         raise NotImplementedError
 
 
+# The endpoint list's orders, in the order `s` cycles through them.
+SORTS = ("config", "status", "latency")
+
+
 class ServicesDetail(DetailScreen):
+    """Every endpoint and container: `/` filters the endpoints, `s` sorts them by status
+    (problems first) or latency (slowest first), else they keep the config's order."""
+
     TITLE = "Services"
     PROBES = ("http", "containers")
 
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("slash", "filter", "Filter endpoints", id="detail.filter"),
+        Binding("s", "sort", "Sort: config/status/latency", id="detail.sort"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.sort = SORTS[0]
+
     def compose_body(self) -> ComposeResult:
         with VerticalScroll():
-            yield Label("HTTP endpoints", classes="section")
+            yield Label("HTTP endpoints", id="endpoints-title", classes="section")
             endpoints: DataTable[str] = DataTable(id="endpoints", cursor_type="row")
             endpoints.add_columns("", "endpoint", "url", "code", "latency", "p95", "connect", "tls", "ttfb", "json", "cert days", "summary")
             yield endpoints
@@ -113,10 +132,48 @@ class ServicesDetail(DetailScreen):
             containers.add_columns("", "name", "image", "state", "health", "restarts", "exit", "oom", "up", "cpu", "mem", "mem%")
             yield containers
 
+    def action_filter(self) -> None:
+        found = self.query(PaneFilter)
+        box = found.first() if found else PaneFilter(self.filter_text, self._filter_changed, id="endpoints-filter")
+        if not found:
+            self.mount(box, before=self.query_one(VerticalScroll))
+        box.focus()
+
+    def _filter_changed(self, text: str, done: bool) -> None:
+        if text.strip() != self.filter_text:
+            self.filter_text = text.strip()
+            self.refresh_view()
+        if done:
+            for box in self.query(PaneFilter):
+                box.remove()
+            self.query_one("#endpoints", DataTable).focus()
+
+    def action_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.refresh_view()
+
+    def endpoints(self) -> list[Reading]:
+        """The HTTP readings listed: those matching the filter, in the chosen order."""
+        store = self.app.store
+        found = store.readings("http")
+        if self.filter_text:
+            words = self.filter_text.lower().split()
+
+            def haystack(r: Reading) -> str:
+                return f"{r.result.target} {store.group_of(r.result.target)} {r.state} {r.result.data.get('url', '')}".lower()
+
+            found = [r for r in found if all(w in haystack(r) for w in words)]
+        if self.sort == "status":
+            found.sort(key=lambda r: list_rank(r.state))  # stable: the config's order within a state
+        elif self.sort == "latency":
+            found.sort(key=lambda r: -(r.result.data.get("latency_ms") or (math.inf if r.state != "ok" else 0.0)))
+        return found
+
     def refresh_view(self) -> None:
         store = self.app.store
         rows = []
-        for reading in store.readings("http"):
+        endpoints = self.endpoints()
+        for reading in endpoints:
             d, phases = reading.result.data, reading.result.data.get("phases") or {}
             rows.append((reading.result.target, (
                 reading.state, reading.result.target, d.get("url", ""), num(d.get("status_code"), "{}"),
@@ -126,6 +183,14 @@ class ServicesDetail(DetailScreen):
                 num(d.get("cert_days_left"), "{:.0f}"), reading.latest.summary,
             )))
         fill_table(self.query_one("#endpoints", DataTable), rows)
+        every = store.readings("http")
+        ok = sum(r.state == "ok" for r in every)
+        title = f"HTTP endpoints · {ok}/{len(every)} ok" if every else "HTTP endpoints"
+        if self.filter_text:
+            title += f" · /{self.filter_text}: {len(endpoints)} shown"
+        if self.sort != SORTS[0]:
+            title += f" · by {self.sort}"
+        self.query_one("#endpoints-title", Label).update(title)
         rows = []
         for reading in store.readings("containers"):
             for c in reading.result.data.get("containers") or ():

@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, Markdown, Static
 
 from runbooks.conditions import EvalError
+from runbooks.copyable import step_command
 from runbooks.model import PROBE_KINDS, Step
 from runbooks.runner import not_applicable
 from tui.incident import Handover, RunbookRun
@@ -33,7 +34,8 @@ class GuidedScreen(RunbookScreenBase):
         Binding("enter,right", "next", "Next step", id="guided.next"),
         Binding("left", "previous", "Previous", id="guided.previous"),
         Binding("r", "run_step", "Re-run", id="runbook.run"),
-        *STEP_KEYS,
+        # `y` is left out of the key bar here (it would push Quit off at 120 columns); the hint says it.
+        *[Binding(b.key, b.action, b.description, show=b.id != "runbook.copy", id=b.id) for b in STEP_KEYS],
         Binding("c", "checklist", "Checklist", id="guided.checklist"),
     ]
 
@@ -135,7 +137,7 @@ class GuidedScreen(RunbookScreenBase):
         if step.is_action:
             return READ_ONLY_REFUSAL if self.run.read_only else "an action: a runs it after a confirmation"
         if step.kind == "manual":
-            return "a manual step: p pass · f fail · s skip"
+            return "a manual step: p pass · f fail · s skip" + (" · y copies its command" if step_command(step) else "")
         return "not run yet: r runs it"
 
     def explanation(self, step: Step) -> str:
