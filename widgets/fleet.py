@@ -112,7 +112,7 @@ def group_row(name: str, members: Sequence[Row], history: History, label: str | 
 def arrange(rows: Sequence[Row], room: int | None, history: History) -> tuple[list[Row], bool]:
     """The rows to draw, and whether they were grouped. With more rows than `room` lines, every
     problem still has its own line (first); the rest are one line per group, and those without
-    a group are listed one by one if they fit, else one `other` line."""
+    a group are listed one by one if they fit, else one `N more` line for the healthy ones."""
     ordered = in_order(rows)
     if room is None or len(ordered) <= room:
         return ordered, False
@@ -127,8 +127,8 @@ def arrange(rows: Sequence[Row], room: int | None, history: History) -> tuple[li
     if len(lines) + len(loose) <= room or len(loose) <= 1:
         lines += loose
     else:
-        ungrouped = [r for r in rows if not r.group]
-        lines.append(group_row(UNGROUPED, ungrouped, history, label=f"{len(ungrouped)} without group"))
+        # The problems have their own lines above: this line sums up the healthy rest only.
+        lines.append(group_row(UNGROUPED, loose, history, label=f"{len(loose)} more"))
     return lines, True
 
 

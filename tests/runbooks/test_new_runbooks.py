@@ -16,16 +16,14 @@ from typing import Any
 import pytest
 
 from probes.registry import collect_all
+from runbooks.actions import execute_action
 from runbooks.catalog import find_runbooks, rank_suggestions
 from runbooks.loader import find_runbook, load_runbooks
 from runbooks.model import Runbook, triggered
 from runbooks.runner import Outcome, RunReport, run_runbook
 from tests.conftest import SandboxHandle, warroom
-from tui.sandbox import http as sandbox_http
 
 WAIT_S = 20.0
-needs_rich_targets = pytest.mark.skipif(
-    not sandbox_http.RICH_TARGETS, reason="the sandbox writes its CORS/token/metrics/webhook targets once probes/config_http.py accepts them")
 
 
 def marks(report: RunReport) -> dict[str, str]:
@@ -98,7 +96,6 @@ CASES = [
 ]
 
 
-@needs_rich_targets
 @pytest.mark.parametrize("case", CASES, ids=[c.scenario for c in CASES])
 async def test_scenario_is_found_by_its_runbook_and_healed(sandbox: SandboxHandle, case: Case) -> None:
     rb = find_runbook(case.runbook)
@@ -133,7 +130,6 @@ def expect_reading(scenario: str, reading: dict[str, Any]) -> None:
         assert data["status_code"] == 200 and "http_requests_total" in json.dumps(data), data
 
 
-@needs_rich_targets
 async def test_rollback_runbook_checks_health_before_and_after(sandbox: SandboxHandle) -> None:
     rb = find_runbook("rollback-after-bad-deploy")
     manual = "deploy-is-cause:manual safe-to-roll-back:manual announce:manual roll-back:manual"
@@ -150,10 +146,7 @@ async def test_rollback_runbook_checks_health_before_and_after(sandbox: SandboxH
     assert "version 2.4.0" in summary(report, "health-after")
 
 
-@needs_rich_targets
 async def test_webhook_failures_are_found_and_redelivered(sandbox: SandboxHandle) -> None:
-    import httpx
-
     rb = find_runbook("webhook-deliveries-failing")
     healthy = _m("latest-delivery:pass none-failed:pass verify:pass")
     report = await walk_until(rb, sandbox.env, healthy)
@@ -169,10 +162,17 @@ async def test_webhook_failures_are_found_and_redelivered(sandbox: SandboxHandle
     # Healed: deliveries succeed again, the failed ones wait for the redelivery.
     report = await walk_until(rb, sandbox.env, _m(f"latest-delivery:pass none-failed:fail redeliver:{redeliver_mark()} verify:fail"))
     assert marks(report)["none-failed"] == "fail" and re.search(r"\d+ failed deliveries", summary(report, "none-failed"))
-    url = next(t for t in sandbox.env.http if t.name == "webhooks").url.replace("/webhooks/deliveries", "/webhooks/redeliver")
-    async with httpx.AsyncClient(trust_env=False, timeout=5.0) as client:
-        answer = await client.post(url, headers={"Authorization": os.environ["WARROOM_SANDBOX_OPS_AUTH"]})
-    assert answer.status_code == 202, answer.text
+    step = rb.step("redeliver")
+    assert step is not None and step.is_action
+    # Refused unconfirmed and in read-only mode; nothing is sent.
+    for confirmed, read_only in ((False, False), (True, True)):
+        out = await execute_action(step, sandbox.env, confirmed=confirmed, read_only=read_only)
+        assert out.status is Outcome.REFUSED and "POST http://127.0.0.1:" in out.summary, out.summary
+    assert "failed deliveries" in summary(await run_runbook(rb, sandbox.env), "none-failed")
+    # Confirmed: sent with the action's own credential (the ops token), never shown.
+    out = await execute_action(step, sandbox.env, confirmed=True, read_only=False)
+    assert out.status is Outcome.PASS and re.search(r"\d+ deliveries queued again", out.summary), out.summary
+    assert os.environ["WARROOM_SANDBOX_OPS_AUTH"] not in json.dumps(out.to_json())
     report = await walk_until(rb, sandbox.env, healthy)
     assert report.ok, marks(report)
     assert "webhook-deliveries-failing" not in await suggested(sandbox.env)

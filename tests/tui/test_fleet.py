@@ -85,7 +85,8 @@ def test_targets_without_group_are_one_line_when_they_do_not_fit_either() -> Non
     lines, grouped = arrange(rows, 5, lambda key: [1.0])
     assert grouped
     assert [r.name for r in lines] == ["bad", "other"]
-    assert lines[1].line().plain.startswith("✖ 21 without group  20/21 ok")
+    # The problem has its own line: the summary line counts the healthy rest only.
+    assert lines[1].line().plain.startswith("● 20 more  20/20 ok") and lines[1].state == "ok"
 
 
 def test_worst_series_pads_shorter_histories_on_the_left() -> None:

@@ -41,7 +41,7 @@ IDLE_CLOSE_S = 30.0
 MAX_HEADER_LINES = 100
 # The config keys of probes/config_http.py (method, headers, format, pass, ...): the sandbox
 # writes its CORS, token, metrics and webhook targets only once the loader accepts them.
-RICH_TARGETS = False
+RICH_TARGETS = True
 METRICS_PASS = 'metric("http_requests_total", status="500") <= 0.02 * metric("http_requests_total")'
 
 _REASONS = {
