@@ -87,6 +87,8 @@ def conditions(target: HttpTarget, data: dict[str, Any], issues: list[tuple[Stat
         except EvalError as exc:
             issues.append((Status.FAIL, f"cannot evaluate {mask_url(str(exc))[:200]}"))
             continue
+        if grade_as is Status.FAIL:
+            data["pass_ok"] = verdict  # what triggers test: the condition, not slowness
         if verdict is bad_when:
             word = "pass condition failed" if grade_as is Status.FAIL else "warn condition holds"
             issues.append((grade_as, f"{word}: {cond.text[:120]}"))

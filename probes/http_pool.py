@@ -56,6 +56,7 @@ class OriginPool:
         self.idle: list[Connection] = []
         self.busy: set[Connection] = set()
         self.opening = 0
+        self.claims = 0  # probe targets served (_Pools.claim)
         self.closed = False
         self.waiters: deque[asyncio.Future[None]] = deque()
 
@@ -142,6 +143,18 @@ class _Pools:
         self.pools: dict[tuple[bytes, bytes, int | None], OriginPool] = {}
         self._urls: dict[str, tuple[OriginPool, bytes, bytes]] = {}
         self.closed = False
+
+    def claim(self, url: str, by: int = 1) -> None:
+        """A probe target on this origin comes (+1) or goes (-1): the origin's pool keeps one
+        connection per target it serves (PER_ORIGIN at least), so targets that share an origin
+        never queue for a connection and a slow origin never reads as timed out because of
+        warroom's own pool (each target has one request in flight at most)."""
+        try:
+            pool = self.pool(httpx.URL(url))
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.ConnectError):
+            return  # the request reports the bad URL itself
+        pool.claims = max(0, pool.claims + by)
+        pool.limit = max(PER_ORIGIN, pool.claims)
 
     def pool(self, url: httpx.URL) -> OriginPool:
         origin = (url.raw_scheme, url.raw_host, url.port)
@@ -281,6 +294,8 @@ class Session:
                     shared = _POOL[self._loop] = _Shared()
                 shared.users += 1
                 self._shared = shared
+            if self.target is not None:
+                self._shared.transport.claim(self.target.url)
         return self._shared.transport
 
     @property
@@ -292,6 +307,8 @@ class Session:
         shared, self._shared = self._shared, None
         if shared is None or shared.closed:
             return
+        if self.target is not None:
+            shared.transport.claim(self.target.url, -1)
         shared.users -= 1
         if shared.users > 0:
             return

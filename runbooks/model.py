@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -178,20 +179,49 @@ class Problem:
         return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
 
 
-def triggered(runbook: Runbook, results: list[Any]) -> list[str]:
+class Readings:
+    """Current ProbeResults indexed by probe and by (probe, target), built once per
+    suggestion pass: each trigger then looks only at the readings it names (a trigger on one
+    target is one lookup, not a scan of a fleet's thousand readings)."""
+
+    __slots__ = ("by_probe", "by_target", "known", "memo")
+
+    def __init__(self, results: Iterable[Any], known: dict[tuple[int, int], tuple[Any, bool]] | None = None) -> None:
+        # (trigger, reading) -> verdict, from the previous pass (`known`) and this one (`memo`):
+        # a reading that did not change since is not evaluated again. Keyed by identity, and
+        # the reading is kept beside its verdict, so a recycled id never matches.
+        self.known = known or {}
+        self.memo: dict[tuple[int, int], tuple[Any, bool]] = {}
+        self.by_probe: dict[str, list[Any]] = {}
+        self.by_target: dict[tuple[str, str], list[Any]] = {}
+        for res in results:
+            self.by_probe.setdefault(res.probe, []).append(res)
+            self.by_target.setdefault((res.probe, res.target), []).append(res)
+
+    def of(self, probe: str, target: str | None) -> list[Any]:
+        return self.by_target.get((probe, target), []) if target else self.by_probe.get(probe, [])
+
+
+def triggered(runbook: Runbook, results: list[Any] | Readings) -> list[str]:
     """The triggers of a runbook that current ProbeResults satisfy, as readable reasons."""
     from runbooks.conditions import EvalError
 
+    readings = results if isinstance(results, Readings) else Readings(results)
     reasons = []
     for trig in runbook.triggers:
-        for res in results:
-            if res.probe != trig.probe or (trig.target and res.target != trig.target):
-                continue
-            names = {"status": str(res.status), "value": res.value, "data": res.data,
-                     "summary": res.summary, "target": res.target, "probe": res.probe}
-            try:
-                if trig.when.test(names):
-                    reasons.append(f"{res.target} {res.probe}: {trig.when.text}")
-            except EvalError:
-                continue  # a trigger that cannot be evaluated simply does not suggest
+        for res in readings.of(trig.probe, trig.target):
+            key = (id(trig), id(res))
+            seen = readings.known.get(key)
+            if seen is not None and seen[0] is res:
+                verdict = seen[1]
+            else:
+                names = {"status": str(res.status), "value": res.value, "data": res.data,
+                         "summary": res.summary, "target": res.target, "probe": res.probe}
+                try:
+                    verdict = bool(trig.when.test(names))
+                except EvalError:
+                    verdict = False  # a trigger that cannot be evaluated simply does not suggest
+            readings.memo[key] = (res, verdict)
+            if verdict:
+                reasons.append(f"{res.target} {res.probe}: {trig.when.text}")
     return reasons

@@ -24,6 +24,8 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "major": "red", "medium
 # this: a pass that runs out continues, from where it stopped, SUGGEST_AGAIN_S later.
 SUGGEST_BUDGET_S = 0.02
 SUGGEST_AGAIN_S = 0.2
+# Trigger verdicts kept between passes at most (a fleet of 5,000 readings x a few triggers each).
+MAX_VERDICTS = 100_000
 
 def _with_triggers(entry: RunbookEntry) -> Any:
     """Only the front matter's triggers, as a runbooks.model.Runbook: parsing whole runbooks
@@ -83,6 +85,7 @@ class RunbookSidebar(Vertical):
         # runbook id -> the reasons its triggers matched at its last evaluation, and where the
         # next pass starts (a pass out of budget leaves the rest to the next one)
         self._matched: dict[str, list[str]] = {}
+        self._verdicts: dict[tuple[int, int], tuple[Any, bool]] = {}  # runbooks.model.Readings
         self._resume_at = 0
         self._readings: list[Any] = []
         self._passing = False  # a pass is under way (or due shortly, for runbooks left over)
@@ -228,24 +231,31 @@ class RunbookSidebar(Vertical):
 
     def _one_pass(self, readings: list[Any]) -> tuple[dict[str, list[str]], bool]:
         """(the ranked suggestions, whether runbooks were left for the next pass)."""
-        from runbooks.model import triggered
+        from runbooks.model import Readings, triggered
 
         if self._triggers is None:
             self._triggers = {e.id: rb for e in self.entries if (rb := _with_triggers(e)) is not None}
         ids = list(self._triggers)
+        # Once a pass: each trigger looks up the readings it names, and evaluates only those
+        # that changed since the last pass (a fleet's healthy thousand mostly did not).
+        index = Readings(readings, self._verdicts)
         matched = dict(self._matched)
         start, deadline, done = self._resume_at % max(1, len(ids)), time.thread_time() + SUGGEST_BUDGET_S, 0
         for n in range(len(ids)):
             if n and time.thread_time() > deadline:
                 break
             rid = ids[(start + n) % len(ids)]
-            reasons = triggered(self._triggers[rid], readings)
+            reasons = triggered(self._triggers[rid], index)
             if reasons:
                 matched[rid] = reasons
             else:
                 matched.pop(rid, None)
             done = n + 1
         self._matched, self._resume_at = matched, (start + done) % max(1, len(ids))
+        # A whole pass replaces the verdicts (those of readings gone are dropped); a partial
+        # one keeps the others' for the runbooks still to come, within a bound.
+        whole = done == len(ids) or len(self._verdicts) > MAX_VERDICTS
+        self._verdicts = index.memo if whole else {**self._verdicts, **index.memo}
         return {rid: matched[rid] for rid in rank_suggestions(matched, self.entries)}, done < len(ids)
 
     def _pass_done(self, found: dict[str, list[str]], unfinished: bool) -> None:

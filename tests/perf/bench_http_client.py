@@ -30,6 +30,7 @@ import httpx  # noqa: E402
 
 from probes import http as probe  # noqa: E402
 from probes.config import HttpTarget  # noqa: E402
+from probes.http_checks import HEADERS  # noqa: E402
 from probes.http_pool import PER_ORIGIN, _Pools, _Timeline  # noqa: E402
 from probes.http_wire import Headers, _framing, parse_head  # noqa: E402
 from probes.thresholds import Thresholds  # noqa: E402
@@ -108,7 +109,7 @@ def transport_only(transport_of: Callable[[], Any], url: str) -> Callable[[], Aw
         request = httpx.Request(
             "GET",
             url,
-            headers=probe._HEADERS,  # noqa: SLF001
+            headers=HEADERS,
             extensions={"timeout": httpx.Timeout(5.0).as_dict(), "trace": timeline},
         )
         response = await transport.handle_async_request(request)
@@ -127,7 +128,7 @@ def transport_light(url: str) -> Callable[[], Awaitable[None]]:
 
     async def one() -> None:
         transport = state.get("t") or state.setdefault("t", _Pools())
-        response = await transport.request("GET", url, probe._HEADERS, _Timeline())  # noqa: SLF001
+        response = await transport.request("GET", url, HEADERS, _Timeline())
         body = b""
         async for chunk in response.stream:
             body += chunk
@@ -171,7 +172,7 @@ def request_only(url: str) -> Callable[[], Awaitable[None]]:
         httpx.Request(
             "GET",
             url,
-            headers=probe._HEADERS,  # noqa: SLF001
+            headers=HEADERS,
             extensions={"timeout": httpx.Timeout(5.0).as_dict(), "trace": _Timeline()},
         )
 

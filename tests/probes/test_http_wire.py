@@ -141,6 +141,30 @@ async def test_the_light_interface_sends_the_same_request_without_httpx_request(
     assert heads[2] == f"POST /p HTTP/1.1\r\n{host}Content-Length: 2\r\n\r\n".encode()
 
 
+async def test_a_probe_sends_its_configured_host_header_once() -> None:
+    """A virtual host behind an address (`headers = { Host = ... }`): the probe's request goes
+    httpx's way then, so the server sees that one Host, not the address's as well."""
+    heads: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(OK)
+
+    async with raw(record) as server:
+        plain = HttpTarget("plain", f"{server.url}/health")
+        vhost = HttpTarget("vhost", f"{server.url}/health", headers=(("Host", "shop.example.test"),))
+        session = Session(plain)
+        try:
+            for target in (plain, vhost):
+                result = await probe.http(target, Thresholds(), timeout=2.0, session=session)
+                assert result.status is Status.OK, result.summary
+        finally:
+            await session.aclose()
+    assert [h.lower().count(b"\r\nhost: ") for h in heads] == [1, 1], heads
+    assert b"\r\nHost: 127.0.0.1:" in heads[0] and b"shop.example.test" in heads[1].lower(), heads
+
+
 async def test_a_host_name_is_resolved_and_timed_as_dns_ms() -> None:
     async with raw(keep_alive) as server:
         target = HttpTarget("api", f"http://localhost:{server.port}/health")
@@ -427,6 +451,35 @@ async def test_a_request_waiting_for_a_connection_times_out_in_the_pool_stage() 
             assert body == b'{"ok": true}' and server.connections == PER_ORIGIN
     finally:
         await transport.aclose()
+
+
+async def test_targets_sharing_a_slow_origin_never_queue_for_a_connection() -> None:
+    """More targets on one origin than PER_ORIGIN, each answered after 0.6 s with a 1 s timeout:
+    queued behind each other they would time out (warroom's own pool making the reading worse);
+    the pool keeps one connection per target, so every one reads its real 0.6 s."""
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(0.6)
+            writer.write(OK)
+
+    async with raw(slow) as server:
+        targets = [HttpTarget(f"t{i}", f"{server.url}/{i}") for i in range(PER_ORIGIN * 2)]
+        sessions = [Session(t) for t in targets]
+        try:
+            results = await asyncio.gather(*(probe.http(t, Thresholds(), timeout=1.0, session=s)
+                                             for t, s in zip(targets, sessions, strict=True)))
+            # Slow (warn at 500 ms), never timed out.
+            assert [r.status for r in results] == [Status.WARN] * len(targets), [r.summary for r in results]
+            assert all(500 <= (r.value or 0) < 1000 for r in results), [r.value for r in results]
+            assert server.peak == len(targets)
+        finally:
+            for s in sessions:
+                await s.aclose()
+        # With the targets gone, the origin's pool is back to its usual size.
+        lone = Session(targets[0])
+        assert lone.transport.pool(httpx.URL(server.url)).limit == PER_ORIGIN
+        await lone.aclose()
 
 
 async def test_a_fresh_session_connects_every_time_and_keeps_nothing() -> None:

@@ -40,7 +40,7 @@ KINDS: dict[str, str] = {
     "connection-pool-exhausted": "probe probe probe sql manual manual action manual manual action probe",
     "idle-in-transaction": "probe sql sql manual action probe",
     "slow-queries-high-latency": "probe probe probe probe manual manual action manual manual probe",
-    "service-unavailable": "probe probe probe probe probe probe manual probe action manual manual manual manual manual probe probe",
+    "service-unavailable": "probe probe probe probe probe probe manual probe action manual manual manual manual manual manual probe probe",
     "redis-connection-failure": "probe redis probe probe redis manual manual manual manual manual action manual probe",
     "redis-memory-pressure": "probe probe redis redis probe redis probe action manual manual action manual redis probe",
     "queue-backlog": "probe redis redis probe manual manual manual redis manual manual probe",

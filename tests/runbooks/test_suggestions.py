@@ -132,3 +132,31 @@ def test_a_docker_step_without_a_docker_engine_says_why_and_no_python_error_show
     with pytest.raises(EvalError) as caught:
         describe_action(restart, RunContext(rb.id, outcomes={"containers": healthy}), env)
     assert "nothing to choose from (no item matched)" in str(caught.value) and "max()" not in str(caught.value)
+
+
+def test_triggers_look_only_at_the_readings_they_name_and_only_at_new_ones() -> None:
+    from probes.result import ProbeResult, Status
+    from runbooks.model import Readings, triggered
+
+    rb, problems = parse_runbook("---\nid: t\ntitle: T\nseverity: high\ntriggers:\n"
+                                 "  - {probe: http, when: \"data.status_code >= 500\"}\n"
+                                 "  - {target: primary, probe: locks, when: \"value > 0\"}\n---\n# T\n\n"
+                                 "## Diagnosis\n1. **Look.**\n", "t.md")
+    assert rb is not None, problems
+
+    def http(name: str, code: int) -> ProbeResult:
+        return ProbeResult(name, "http", "http", Status.OK, name, data={"status_code": code})
+
+    fleet = [http(f"t{i}", 200) for i in range(50)] + [http("api", 503)]
+    locks = ProbeResult("replica", "postgres", "locks", Status.OK, "", value=3)  # not the target named
+    first = Readings([*fleet, locks])
+    assert triggered(rb, first) == ["api http: data.status_code >= 500"]
+    assert len(first.memo) == len(fleet)  # the replica's locks were never looked at
+    # The next pass: api healed (a new reading), the others unchanged (the same objects).
+    fleet[-1] = http("api", 200)
+    fleet[0] = http("t0", 502)
+    second = Readings([*fleet, locks], first.memo)
+    assert triggered(rb, second) == ["t0 http: data.status_code >= 500"]
+    # Unchanged readings keep their verdict without being evaluated: a poisoned memo shows it.
+    third = Readings(fleet, {k: (r, True) for k, (r, _) in second.memo.items() if r is fleet[5]})
+    assert "t5 http: data.status_code >= 500" in triggered(rb, third)

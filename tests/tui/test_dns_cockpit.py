@@ -65,4 +65,5 @@ async def test_dns_failure_in_the_services_pane_and_through_its_runbook(sandbox:
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is main, "back on the main screen")
         await until(pilot, lambda: RUNBOOK not in sidebar.suggested, f"{RUNBOOK} no longer suggested")
-        await until(pilot, lambda: row(r"● api-dns  A api\.sandbox\.test  NOERROR"), "NOERROR again")
+        # The DNS server's slow phase may outlast the heal by a refresh or two on a busy machine.
+        await until(pilot, lambda: row(r"● api-dns  A api\.sandbox\.test  NOERROR"), "NOERROR again", within=60.0)
