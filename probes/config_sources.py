@@ -1,6 +1,6 @@
 """Prometheus and Alertmanager as sources: their typed config entries and how they are read.
 
-Kept apart from `probes/config.py` (the target kinds a probe talks to directly): these are
+Kept apart from `probes/config_targets.py` (the target kinds a probe talks to directly): these are
 servers that already watch the fleet, read over their HTTP APIs.
 """
 
