@@ -81,6 +81,9 @@ def main() -> int:
     # The guided run writes an incident journal: keep it with the sandbox, not the user's.
     os.environ["WARROOM_DATA_DIR"] = str(directory / "data")
     print(f"starting a sandbox in {directory} with {', '.join(SCENARIOS)} ...", file=sys.stderr)
+    from tui.sandbox.http_app import ensure_tokens
+
+    ensure_tokens()  # as `warroom demo` does: the sandbox and the config's headers_env share them
     sandbox = start_sandbox(directory)
     try:
         for path in asyncio.run(shoot(directory / "warroom.toml")):

@@ -112,7 +112,7 @@ def group_row(name: str, members: Sequence[Row], history: History, label: str | 
 def arrange(rows: Sequence[Row], room: int | None, history: History) -> tuple[list[Row], bool]:
     """The rows to draw, and whether they were grouped. With more rows than `room` lines, every
     problem still has its own line (first); the rest are one line per group, and those without
-    a group are listed one by one if they fit, else one `N more` line for the healthy ones."""
+    a group are listed one by one as far as they fit, then one `N more` line for the healthy rest."""
     ordered = in_order(rows)
     if room is None or len(ordered) <= room:
         return ordered, False
@@ -127,8 +127,12 @@ def arrange(rows: Sequence[Row], room: int | None, history: History) -> tuple[li
     if len(lines) + len(loose) <= room or len(loose) <= 1:
         lines += loose
     else:
-        # The problems have their own lines above: this line sums up the healthy rest only.
-        lines.append(group_row(UNGROUPED, loose, history, label=f"{len(loose)} more"))
+        # As many as fit on their own lines, then one line sums up the healthy rest (the
+        # problems have their own lines above: it never counts them again).
+        shown = max(0, room - len(lines) - 1)
+        rest = loose[shown:]
+        lines += loose[:shown]
+        lines.append(group_row(UNGROUPED, rest, history, label=f"{len(rest)} more"))
     return lines, True
 
 

@@ -80,13 +80,14 @@ def test_more_rows_than_lines_give_problems_then_one_line_per_group_with_counts_
     assert list(search.history()) == [7.0, 1.0, 3.0]
 
 
-def test_targets_without_group_are_one_line_when_they_do_not_fit_either() -> None:
+def test_targets_without_group_fill_the_room_then_one_line_sums_up_the_rest() -> None:
     rows = [row(f"t{i}") for i in range(20)] + [row("bad", "fail")]
     lines, grouped = arrange(rows, 5, lambda key: [1.0])
     assert grouped
-    assert [r.name for r in lines] == ["bad", "other"]
-    # The problem has its own line: the summary line counts the healthy rest only.
-    assert lines[1].line().plain.startswith("● 20 more  20/20 ok") and lines[1].state == "ok"
+    # The problem first, as many healthy targets as fit, then one line for the rest (never
+    # counting the problem again).
+    assert [r.name for r in lines] == ["bad", "t0", "t1", "t2", "other"]
+    assert lines[-1].line().plain.startswith("● 17 more  17/17 ok") and lines[-1].state == "ok"
 
 
 def test_worst_series_pads_shorter_histories_on_the_left() -> None:
