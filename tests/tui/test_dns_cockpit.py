@@ -9,7 +9,7 @@ import time
 from tests.conftest import SandboxHandle
 from tests.tui.conftest import main_screen_settled
 from tests.tui.test_cockpit import screen_text
-from tests.tui.test_runbook_scenarios import flat, problems_since, run_all_until, until
+from tests.tui.test_runbook_scenarios import flat, healed_through_checklist, run_all_until, until
 from tui.app import make_app
 from tui.screens.main import MainScreen
 from tui.screens.runbook import RunbookScreen
@@ -53,17 +53,6 @@ async def test_dns_failure_in_the_services_pane_and_through_its_runbook(sandbox:
             checklist.checklist.select_step("answers-fast")
             await pilot.pause()
             assert flat(found.group(0)) in flat(screen_text(app)), screen_text(app)
-        healed_at = time.time()
-
-        def healed() -> bool:
-            fresh, bad = problems_since(run, healed_at)
-            return "verify" in fresh and not bad
-
-        await run_all_until(pilot, checklist, healed)
-        fresh, bad = problems_since(run, healed_at)
-        assert "verify" in fresh and not bad, {sid: (run.states[sid].status, run.states[sid].summary) for sid in bad}
-        await pilot.press("escape")
-        await until(pilot, lambda: app.screen is main, "back on the main screen")
-        await until(pilot, lambda: RUNBOOK not in sidebar.suggested, f"{RUNBOOK} no longer suggested")
+        await healed_through_checklist(pilot, checklist, main, sidebar, time.time())
         # The DNS server's slow phase may outlast the heal by a refresh or two on a busy machine.
         await until(pilot, lambda: row(r"● api-dns  A api\.sandbox\.test  NOERROR"), "NOERROR again", within=60.0)

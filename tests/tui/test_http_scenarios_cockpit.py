@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import SandboxHandle
 from tests.tui.conftest import main_screen_settled
 from tests.tui.test_cockpit import screen_text
-from tests.tui.test_runbook_scenarios import problems_since, run_all_until, until
+from tests.tui.test_runbook_scenarios import healed_through_checklist, run_all_until, until
 from tui.app import make_app
 from tui.screens.main import MainScreen
 from tui.screens.runbook import RunbookScreen
@@ -56,15 +56,4 @@ async def test_an_http_fault_is_suggested_found_and_healed_in_the_cockpit(sandbo
             await run_all_until(pilot, checklist, lambda: run.states[fault.step].status == "fail")
             state = run.states[fault.step]
             assert state.status == "fail" and re.search(fault.found, state.summary), state.summary
-        healed_at = time.time()
-
-        def healed() -> bool:
-            fresh, bad = problems_since(run, healed_at)
-            return "verify" in fresh and not bad
-
-        await run_all_until(pilot, checklist, healed)
-        fresh, bad = problems_since(run, healed_at)
-        assert "verify" in fresh and not bad, {sid: (run.states[sid].status, run.states[sid].summary) for sid in bad}
-        await pilot.press("escape")
-        await until(pilot, lambda: app.screen is main, "back on the main screen")
-        await until(pilot, lambda: fault.runbook not in sidebar.suggested, f"{fault.runbook} no longer suggested")
+        await healed_through_checklist(pilot, checklist, main, sidebar, time.time())

@@ -68,6 +68,23 @@ def problems_since(run: Any, since: float) -> tuple[list[str], list[str]]:
     return fresh, [sid for sid in fresh if run.states[sid].status in ("fail", "error")]
 
 
+async def healed_through_checklist(pilot: Any, checklist: RunbookScreen, main: Any, sidebar: Any, since: float) -> None:
+    """After a heal at `since`: run-all until every step run since passes, `verify` among them;
+    back on the main screen, the runbook is no longer suggested."""
+    run, runbook = checklist.run, checklist.run.runbook.id
+
+    def healed() -> bool:
+        fresh, bad = problems_since(run, since)
+        return "verify" in fresh and not bad
+
+    await run_all_until(pilot, checklist, healed)
+    fresh, bad = problems_since(run, since)
+    assert "verify" in fresh and not bad, {sid: (run.states[sid].status, run.states[sid].summary) for sid in bad}
+    await pilot.press("escape")
+    await until(pilot, lambda: pilot.app.screen is main, "back on the main screen")
+    await until(pilot, lambda: runbook not in sidebar.suggested, f"{runbook} no longer suggested")
+
+
 async def until(pilot: Any, done: Callable[[], bool], what: str, within: float = WAIT_S) -> None:
     deadline = time.monotonic() + within
     while not done():
