@@ -27,6 +27,7 @@ SUGGEST_AGAIN_S = 0.2
 # Trigger verdicts kept between passes at most (a fleet of 5,000 readings x a few triggers each).
 MAX_VERDICTS = 100_000
 
+
 def _with_triggers(entry: RunbookEntry) -> Any:
     """Only the front matter's triggers, as a runbooks.model.Runbook: parsing whole runbooks
     would hold up the first readings; a runbook with bad triggers simply suggests nothing."""
