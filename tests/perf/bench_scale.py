@@ -41,7 +41,7 @@ PATHS_PER_PORT = 10
 SERVER_LIFETIME_S = 1800  # the servers stop by themselves at the latest after this
 # The HTTP servers: one process, N ports, PATHS_PER_PORT paths each; ends with its stdin.
 SERVERS = (
-    "import asyncio, json, sys\nsys.path.insert(0, {root!r})\nfrom tui.sandbox.http import Service\n"
+    "import asyncio, json, sys\nsys.path.insert(0, {root!r})\nfrom tui.sandbox.http_server import Service\n"
     "async def main():\n"
     "    services = [Service(f's{{i}}', {{f'/svc/{{j}}': {{'status': 'ok', 'path': j}} for j in range({paths})}}) for i in range({ports})]\n"
     "    for s in services:\n        await s.listen()\n"

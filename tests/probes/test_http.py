@@ -24,7 +24,7 @@ from probes.config import HttpTarget
 from probes.result import Status
 from probes.thresholds import Thresholds
 from tui.sandbox.base import LOOPBACK, free_port
-from tui.sandbox.http import Service
+from tui.sandbox.http_server import Service
 
 # --- against the sandbox --------------------------------------------------------------------
 

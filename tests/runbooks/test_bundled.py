@@ -31,7 +31,7 @@ from runbooks.runner import (
 )
 from tests.conftest import SandboxHandle, warroom
 from tests.dockerd import REQUIRE_ENV
-from tui.sandbox.http import Service
+from tui.sandbox.http_server import Service
 
 # Every step's kind, in document order: the classifier must agree with what each step is for
 # (a terminate / cancel / restart / CONFIG SET / EVAL is an action, every read is not).
