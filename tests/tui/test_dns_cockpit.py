@@ -9,10 +9,15 @@ import time
 from tests.conftest import SandboxHandle
 from tests.tui.conftest import main_screen_settled
 from tests.tui.test_cockpit import screen_text
-from tests.tui.test_runbook_scenarios import flat, healed_through_checklist, run_all_until, until
+from tests.tui.test_runbook_scenarios import (
+    flat,
+    healed_through_checklist,
+    open_first_suggestion,
+    run_all_until,
+    until,
+)
 from tui.app import make_app
 from tui.screens.main import MainScreen
-from tui.screens.runbook import RunbookScreen
 from widgets.runbook_sidebar import RunbookSidebar
 from widgets.services import ServicesPane
 
@@ -38,11 +43,7 @@ async def test_dns_failure_in_the_services_pane_and_through_its_runbook(sandbox:
         assert "dns" in pane.PROBES and "tcp" in pane.PROBES
         with sandbox.scenario("dns-failure"):
             await until(pilot, lambda: row(r"✖ api-dns  A api\.sandbox\.test  SERVFAIL"), "SERVFAIL in the Services pane")
-            await until(pilot, lambda: sidebar.first_suggestion == RUNBOOK, f"{RUNBOOK} suggested first ({list(sidebar.suggested)})")
-            await pilot.press("r", "enter")
-            await until(pilot, lambda: isinstance(app.screen, RunbookScreen), "the checklist opens")
-            checklist = app.screen
-            assert isinstance(checklist, RunbookScreen) and checklist.run.runbook.id == RUNBOOK
+            checklist = await open_first_suggestion(pilot, sidebar, RUNBOOK)
             run = checklist.run
             # After the SERVFAIL phase: answers arrive, late; the checklist's walk says by whom.
             await run_all_until(pilot, checklist, lambda: run.states["answers-fast"].status == "fail")

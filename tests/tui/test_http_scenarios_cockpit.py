@@ -13,10 +13,14 @@ import pytest
 from tests.conftest import SandboxHandle
 from tests.tui.conftest import main_screen_settled
 from tests.tui.test_cockpit import screen_text
-from tests.tui.test_runbook_scenarios import healed_through_checklist, run_all_until, until
+from tests.tui.test_runbook_scenarios import (
+    healed_through_checklist,
+    open_first_suggestion,
+    run_all_until,
+    until,
+)
 from tui.app import make_app
 from tui.screens.main import MainScreen
-from tui.screens.runbook import RunbookScreen
 from widgets.runbook_sidebar import RunbookSidebar
 
 
@@ -46,12 +50,7 @@ async def test_an_http_fault_is_suggested_found_and_healed_in_the_cockpit(sandbo
         sidebar = main.query_one("#sidebar", RunbookSidebar)
         with sandbox.scenario(fault.scenario):
             await until(pilot, lambda: re.search(fault.row, screen_text(app)) is not None, f"{fault.scenario} on its row")
-            await until(pilot, lambda: sidebar.first_suggestion == fault.runbook,
-                        f"{fault.runbook} suggested first ({list(sidebar.suggested)})")
-            await pilot.press("r", "enter")
-            await until(pilot, lambda: isinstance(app.screen, RunbookScreen), "the checklist opens")
-            checklist = app.screen
-            assert isinstance(checklist, RunbookScreen) and checklist.run.runbook.id == fault.runbook
+            checklist = await open_first_suggestion(pilot, sidebar, fault.runbook)
             run = checklist.run
             await run_all_until(pilot, checklist, lambda: run.states[fault.step].status == "fail")
             state = run.states[fault.step]

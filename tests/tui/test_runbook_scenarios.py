@@ -68,6 +68,18 @@ def problems_since(run: Any, since: float) -> tuple[list[str], list[str]]:
     return fresh, [sid for sid in fresh if run.states[sid].status in ("fail", "error")]
 
 
+async def open_first_suggestion(pilot: Any, sidebar: Any, runbook: str) -> RunbookScreen:
+    """Wait until `runbook` is suggested first, then open it as the operator does: `r` focuses
+    the list (its top is the suggestion), Enter opens the checklist."""
+    await until(pilot, lambda: sidebar.first_suggestion == runbook,
+                f"{runbook} suggested first (suggested: {list(sidebar.suggested)})")
+    await pilot.press("r", "enter")
+    await until(pilot, lambda: isinstance(pilot.app.screen, RunbookScreen), "the checklist opens")
+    checklist = pilot.app.screen
+    assert isinstance(checklist, RunbookScreen) and checklist.run.runbook.id == runbook
+    return checklist
+
+
 async def healed_through_checklist(pilot: Any, checklist: RunbookScreen, main: Any, sidebar: Any, since: float) -> None:
     """After a heal at `since`: run-all until every step run since passes, `verify` among them;
     back on the main screen, the runbook is no longer suggested."""
@@ -170,12 +182,7 @@ async def test_the_cockpit_suggests_the_most_specific_runbook_and_guided_mode_re
         assert isinstance(main, MainScreen)
         sidebar = main.query_one("#sidebar", RunbookSidebar)
         with sandbox.scenario(walk.scenario):
-            await until(pilot, lambda: sidebar.first_suggestion == walk.runbook,
-                        f"{walk.runbook} suggested first (suggested: {list(sidebar.suggested)})")
-            # The top of the list is the suggestion: `r` focuses the list, Enter opens it.
-            await pilot.press("r", "enter")
-            await until(pilot, lambda: isinstance(app.screen, RunbookScreen), "the checklist opens")
-            assert app.screen.run.runbook.id == walk.runbook  # type: ignore[attr-defined]
+            await open_first_suggestion(pilot, sidebar, walk.runbook)
             await pilot.press("g")
             await until(pilot, lambda: isinstance(app.screen, GuidedScreen), "guided mode opens")
             guided = app.screen
